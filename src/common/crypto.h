@@ -1,0 +1,27 @@
+// Hashing and randomness, on OpenSSL. Thread-safe: every function is reentrant.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+namespace meterd {
+
+using Sha256Digest = std::array<uint8_t, 32>;
+
+Sha256Digest Sha256(std::string_view data);
+Sha256Digest HmacSha256(std::string_view key, std::string_view data);
+std::string HexEncode(const uint8_t* data, size_t size);
+inline std::string HexEncode(const Sha256Digest& d) { return HexEncode(d.data(), d.size()); }
+inline std::string_view AsStringView(const Sha256Digest& d) {
+  return {reinterpret_cast<const char*>(d.data()), d.size()};
+}
+// Compares in time that depends only on the lengths, not on where the inputs differ.
+bool ConstantTimeEquals(std::string_view a, std::string_view b);
+
+// A random version-4 UUID ("xxxxxxxx-xxxx-4xxx-yxxx-xxxxxxxxxxxx") from a per-thread generator
+// seeded by the OS. Used for request ids and metering record ids.
+std::string RandomUuid();
+
+}  // namespace meterd

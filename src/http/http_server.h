@@ -1,0 +1,56 @@
+// The HTTP seam. HttpHandler is what the API implements; HttpServer is what serves it
+// (Boost.Beast, in beast_server.cc, the only translation unit that includes Beast).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "common/http_message.h"
+#include "common/status.h"
+
+namespace meterd::http {
+
+enum class RejectReason {
+  kBodyTooLarge,    // Content-Length or chunked body reached the body limit
+  kHeaderTooLarge,  // request line plus headers over the header limit
+  kMalformed,       // not HTTP/1.x
+};
+
+// Implementations must be thread-safe: Handle is called concurrently from every event loop.
+class HttpHandler {
+ public:
+  virtual ~HttpHandler() = default;
+  // Handles one request. Must call `respond` exactly once; it may do so from any thread, and
+  // after Handle has returned (e.g. when a store commit completes).
+  virtual void Handle(HttpRequest request, std::function<void(HttpResponse)> respond) = 0;
+  // The response for a request that could not be read whole. The connection is closed after it.
+  virtual HttpResponse Reject(RejectReason reason) = 0;
+};
+
+struct HttpServerOptions {
+  std::string host = "127.0.0.1";
+  uint16_t port = 0;  // 0: the kernel picks; Start() returns the port
+  int threads = 0;    // event loops; 0: one per core
+  size_t max_header_bytes = size_t{16} * 1024;
+  size_t max_body_bytes = size_t{1024} * 1024 - 1;  // D7: a body of 1 MiB or more is refused
+  int idle_timeout_seconds = 60;                    // keep-alive connection with no request
+  int request_timeout_seconds = 30;                 // to receive one whole request
+  size_t max_connections = 10000;
+};
+
+class HttpServer {
+ public:
+  virtual ~HttpServer() = default;
+  // Binds and starts the event loops. Returns the bound port.
+  virtual Result<uint16_t> Start() = 0;
+  // Stops accepting, closes connections, joins the event loops. Idempotent.
+  virtual void Stop() = 0;
+};
+
+// `handler` is not owned and must outlive the server.
+std::unique_ptr<HttpServer> NewBeastServer(const HttpServerOptions& options, HttpHandler* handler);
+
+}  // namespace meterd::http

@@ -1,0 +1,76 @@
+#include "store/group_commit.h"
+
+#include <vector>
+
+namespace meterd::store {
+
+GroupCommitStore::GroupCommitStore(std::unique_ptr<Backend> backend, size_t max_group_units)
+    : backend_(std::move(backend)), max_group_units_(max_group_units) {
+  writer_ = std::thread([this] { WriterLoop(); });
+}
+
+GroupCommitStore::~GroupCommitStore() { Close(); }
+
+void GroupCommitStore::Submit(WriteUnit unit) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!closing_) {
+      queue_.push_back(std::move(unit));
+      cv_.notify_one();
+      return;
+    }
+  }
+  // After Close() nothing is written; the caller still gets an answer.
+  unit.done(Status(StatusCode::kIoError, "store is closed"));
+}
+
+void GroupCommitStore::Close() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (closing_ && !writer_.joinable()) return;
+    closing_ = true;
+    cv_.notify_one();
+  }
+  if (writer_.joinable()) writer_.join();
+}
+
+StoreStats GroupCommitStore::Stats() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return stats_;
+}
+
+void GroupCommitStore::WriterLoop() {
+  std::vector<WriteUnit> group;
+  while (true) {
+    {
+      std::unique_lock<std::mutex> lock(mu_);
+      cv_.wait(lock, [this] { return closing_ || !queue_.empty(); });
+      if (queue_.empty()) return;  // closing and drained
+      while (!queue_.empty() && group.size() < max_group_units_) {
+        group.push_back(std::move(queue_.front()));
+        queue_.pop_front();
+      }
+    }
+    Status status = backend_->Begin();
+    for (auto& unit : group) {
+      if (!status.ok()) break;
+      status = unit.apply(backend_->txn());
+    }
+    if (status.ok()) {
+      status = backend_->Commit();
+      if (!status.ok()) backend_->Rollback();
+    } else {
+      backend_->Rollback();
+    }
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      stats_.groups++;
+      stats_.units += group.size();
+      if (!status.ok()) stats_.failed_groups++;
+    }
+    for (auto& unit : group) unit.done(status);
+    group.clear();
+  }
+}
+
+}  // namespace meterd::store

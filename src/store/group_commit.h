@@ -1,0 +1,51 @@
+// GroupCommitStore: the one writer thread, shared by every backend. A backend supplies the
+// transaction primitives; this class supplies the queue, the batching and the answers.
+#pragma once
+
+#include <condition_variable>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <thread>
+
+#include "store/store.h"
+
+namespace meterd::store {
+
+// What a backend implements. Called only from the writer thread (except CountUsageRows, which
+// the backend must make safe to call from other threads).
+class Backend {
+ public:
+  virtual ~Backend() = default;
+  virtual Status Begin() = 0;
+  virtual Transaction& txn() = 0;
+  // Makes the transaction durable (fsync) before returning ok.
+  virtual Status Commit() = 0;
+  virtual void Rollback() = 0;
+  virtual Result<int64_t> CountUsageRows() = 0;
+};
+
+class GroupCommitStore final : public Store {
+ public:
+  GroupCommitStore(std::unique_ptr<Backend> backend, size_t max_group_units);
+  ~GroupCommitStore() override;
+
+  void Submit(WriteUnit unit) override;
+  void Close() override;
+  StoreStats Stats() const override;
+  Result<int64_t> CountUsageRows() override { return backend_->CountUsageRows(); }
+
+ private:
+  void WriterLoop();
+
+  std::unique_ptr<Backend> backend_;
+  const size_t max_group_units_;
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<WriteUnit> queue_;
+  bool closing_ = false;
+  StoreStats stats_;
+  std::thread writer_;
+};
+
+}  // namespace meterd::store

@@ -1,0 +1,349 @@
+#include "store/sqlite_store.h"
+
+#include <sqlite3.h>
+#include <sys/stat.h>
+
+#include <mutex>
+
+namespace meterd::store {
+
+namespace {
+
+constexpr int kSchemaVersion = 1;
+
+// The ledger is append-only: triggers refuse UPDATE and DELETE, so no code path (ours or a
+// hand-run query) can change what was acknowledged.
+constexpr const char* kSchema = R"SQL(
+CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS usage_records (
+  seq INTEGER PRIMARY KEY,
+  record_id TEXT NOT NULL UNIQUE,
+  dedup_key TEXT NOT NULL UNIQUE,
+  source TEXT NOT NULL,
+  region TEXT NOT NULL,
+  product_code TEXT NOT NULL,
+  seller_account TEXT NOT NULL,
+  customer_identifier TEXT NOT NULL,
+  customer_account TEXT NOT NULL,
+  license_arn TEXT NOT NULL,
+  workload_id TEXT NOT NULL,
+  dimension TEXT NOT NULL,
+  usage_hour_ms INTEGER NOT NULL,
+  timestamp_ms INTEGER NOT NULL,
+  quantity INTEGER NOT NULL,
+  allocations TEXT NOT NULL,
+  request_id TEXT NOT NULL,
+  received_ms INTEGER NOT NULL
+);
+CREATE TRIGGER IF NOT EXISTS usage_records_no_update BEFORE UPDATE ON usage_records
+  BEGIN SELECT RAISE(ABORT, 'the ledger is append-only'); END;
+CREATE TRIGGER IF NOT EXISTS usage_records_no_delete BEFORE DELETE ON usage_records
+  BEGIN SELECT RAISE(ABORT, 'the ledger is append-only'); END;
+CREATE TABLE IF NOT EXISTS client_tokens (
+  caller TEXT NOT NULL,
+  token TEXT NOT NULL,
+  fingerprint TEXT NOT NULL,
+  record_id TEXT NOT NULL,
+  created_ms INTEGER NOT NULL,
+  PRIMARY KEY (caller, token)
+);
+CREATE TABLE IF NOT EXISTS workload_entitlements (
+  workload_id TEXT NOT NULL,
+  product_code TEXT NOT NULL,
+  first_call_ms INTEGER NOT NULL,
+  PRIMARY KEY (workload_id, product_code)
+);
+)SQL";
+
+Status SqlError(sqlite3* db, const std::string& what) {
+  int code = sqlite3_extended_errcode(db);
+  StatusCode sc = (code & 0xff) == SQLITE_CORRUPT || (code & 0xff) == SQLITE_NOTADB
+                      ? StatusCode::kCorruption
+                      : StatusCode::kIoError;
+  return Status(sc, "sqlite: " + what + ": " + sqlite3_errmsg(db));
+}
+
+// A prepared statement that resets itself after each use.
+class Statement {
+ public:
+  Statement() = default;
+  Statement(const Statement&) = delete;
+  Statement& operator=(const Statement&) = delete;
+  ~Statement() { sqlite3_finalize(stmt_); }
+
+  Status Prepare(sqlite3* db, const char* sql) {
+    db_ = db;
+    if (sqlite3_prepare_v3(db, sql, -1, SQLITE_PREPARE_PERSISTENT, &stmt_, nullptr) != SQLITE_OK) {
+      return SqlError(db, "prepare");
+    }
+    return Status::Ok();
+  }
+  void Bind(int i, const std::string& s) {
+    sqlite3_bind_text(stmt_, i, s.data(), static_cast<int>(s.size()), SQLITE_STATIC);
+  }
+  void Bind(int i, int64_t v) { sqlite3_bind_int64(stmt_, i, v); }
+  // SQLITE_ROW, SQLITE_DONE or an error code.
+  int Step() { return sqlite3_step(stmt_); }
+  void Reset() {
+    sqlite3_reset(stmt_);
+    sqlite3_clear_bindings(stmt_);
+  }
+  std::string Text(int col) const {
+    const auto* p = reinterpret_cast<const char*>(sqlite3_column_text(stmt_, col));
+    return p ? std::string(p, static_cast<size_t>(sqlite3_column_bytes(stmt_, col))) : "";
+  }
+  int64_t Int(int col) const { return sqlite3_column_int64(stmt_, col); }
+
+ private:
+  sqlite3* db_ = nullptr;
+  sqlite3_stmt* stmt_ = nullptr;
+};
+
+class SqliteBackend final : public Backend, public Transaction {
+ public:
+  ~SqliteBackend() override {
+    // Statements first, then the connections.
+    insert_usage_.reset();
+    find_usage_.reset();
+    find_token_.reset();
+    put_token_.reset();
+    find_entitlement_.reset();
+    put_entitlement_.reset();
+    begin_.reset();
+    commit_.reset();
+    rollback_.reset();
+    count_.reset();
+    if (db_) sqlite3_close_v2(db_);
+    if (read_db_) sqlite3_close_v2(read_db_);
+  }
+
+  Status Open(const std::string& data_dir) {
+    std::string path = data_dir + "/meterd.db";
+    int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX;
+    if (sqlite3_open_v2(path.c_str(), &db_, flags, nullptr) != SQLITE_OK) {
+      return SqlError(db_, "open " + path);
+    }
+    chmod(path.c_str(), 0600);
+    sqlite3_extended_result_codes(db_, 1);
+    sqlite3_busy_timeout(db_, 5000);
+    METERD_RETURN_IF_ERROR(Exec("PRAGMA journal_mode=WAL"));
+    METERD_RETURN_IF_ERROR(Exec("PRAGMA synchronous=FULL"));
+    METERD_RETURN_IF_ERROR(Exec("PRAGMA foreign_keys=ON"));
+    METERD_RETURN_IF_ERROR(Migrate());
+    insert_usage_ = std::make_unique<Statement>();
+    METERD_RETURN_IF_ERROR(insert_usage_->Prepare(db_, R"SQL(
+      INSERT INTO usage_records (record_id, dedup_key, source, region, product_code,
+        seller_account, customer_identifier, customer_account, license_arn, workload_id,
+        dimension, usage_hour_ms, timestamp_ms, quantity, allocations, request_id, received_ms)
+      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)
+      ON CONFLICT (dedup_key) DO NOTHING)SQL"));
+    find_usage_ = std::make_unique<Statement>();
+    METERD_RETURN_IF_ERROR(find_usage_->Prepare(
+        db_, "SELECT record_id, quantity FROM usage_records WHERE dedup_key = ?1"));
+    find_token_ = std::make_unique<Statement>();
+    METERD_RETURN_IF_ERROR(find_token_->Prepare(
+        db_,
+        "SELECT fingerprint, record_id, created_ms FROM client_tokens WHERE caller = ?1 AND "
+        "token = ?2"));
+    put_token_ = std::make_unique<Statement>();
+    METERD_RETURN_IF_ERROR(put_token_->Prepare(
+        db_,
+        "INSERT INTO client_tokens (caller, token, fingerprint, record_id, created_ms) VALUES "
+        "(?1, ?2, ?3, ?4, ?5)"));
+    find_entitlement_ = std::make_unique<Statement>();
+    METERD_RETURN_IF_ERROR(find_entitlement_->Prepare(
+        db_, "SELECT 1 FROM workload_entitlements WHERE workload_id = ?1 AND product_code = ?2"));
+    put_entitlement_ = std::make_unique<Statement>();
+    METERD_RETURN_IF_ERROR(put_entitlement_->Prepare(
+        db_,
+        "INSERT INTO workload_entitlements (workload_id, product_code, first_call_ms) VALUES "
+        "(?1, ?2, ?3) ON CONFLICT DO NOTHING"));
+    begin_ = std::make_unique<Statement>();
+    METERD_RETURN_IF_ERROR(begin_->Prepare(db_, "BEGIN IMMEDIATE"));
+    commit_ = std::make_unique<Statement>();
+    METERD_RETURN_IF_ERROR(commit_->Prepare(db_, "COMMIT"));
+    rollback_ = std::make_unique<Statement>();
+    METERD_RETURN_IF_ERROR(rollback_->Prepare(db_, "ROLLBACK"));
+
+    if (sqlite3_open_v2(path.c_str(), &read_db_, SQLITE_OPEN_READONLY | SQLITE_OPEN_FULLMUTEX,
+                        nullptr) != SQLITE_OK) {
+      return SqlError(read_db_, "open (read) " + path);
+    }
+    sqlite3_busy_timeout(read_db_, 5000);
+    count_ = std::make_unique<Statement>();
+    METERD_RETURN_IF_ERROR(count_->Prepare(read_db_, "SELECT count(*) FROM usage_records"));
+    return Status::Ok();
+  }
+
+  // Backend
+  Status Begin() override { return Run(*begin_, "begin"); }
+  Transaction& txn() override { return *this; }
+  Status Commit() override { return Run(*commit_, "commit"); }
+  void Rollback() override {
+    // Rollback fails harmlessly when SQLite already rolled back (e.g. after SQLITE_FULL).
+    if (sqlite3_get_autocommit(db_) == 0) (void)Run(*rollback_, "rollback");
+  }
+  Result<int64_t> CountUsageRows() override {
+    std::lock_guard<std::mutex> lock(read_mu_);
+    int rc = count_->Step();
+    int64_t n = rc == SQLITE_ROW ? count_->Int(0) : -1;
+    count_->Reset();
+    if (rc != SQLITE_ROW) return SqlError(read_db_, "count");
+    return n;
+  }
+
+  // Transaction
+  Result<std::optional<ExistingUsage>> InsertUsageIfAbsent(const UsageRow& r) override {
+    Statement& s = *insert_usage_;
+    s.Bind(1, r.record_id);
+    s.Bind(2, r.dedup_key);
+    s.Bind(3, r.source);
+    s.Bind(4, r.region);
+    s.Bind(5, r.product_code);
+    s.Bind(6, r.seller_account);
+    s.Bind(7, r.customer_identifier);
+    s.Bind(8, r.customer_account);
+    s.Bind(9, r.license_arn);
+    s.Bind(10, r.workload_id);
+    s.Bind(11, r.dimension);
+    s.Bind(12, r.usage_hour_ms);
+    s.Bind(13, r.timestamp_ms);
+    s.Bind(14, r.quantity);
+    s.Bind(15, r.allocations_json);
+    s.Bind(16, r.request_id);
+    s.Bind(17, r.received_ms);
+    int rc = s.Step();
+    s.Reset();
+    if (rc != SQLITE_DONE) return SqlError(db_, "insert usage");
+    if (sqlite3_changes(db_) == 1) return std::optional<ExistingUsage>();
+    auto existing = FindUsage(r.dedup_key);
+    if (existing.ok() && !existing->has_value()) {
+      return Status(StatusCode::kCorruption, "dedup key vanished");
+    }
+    return existing;
+  }
+
+  Result<std::optional<ExistingUsage>> FindUsage(const std::string& dedup_key) override {
+    Statement& f = *find_usage_;
+    f.Bind(1, dedup_key);
+    int rc = f.Step();
+    if (rc == SQLITE_DONE) {
+      f.Reset();
+      return std::optional<ExistingUsage>();
+    }
+    if (rc != SQLITE_ROW) {
+      f.Reset();
+      return SqlError(db_, "find usage");
+    }
+    ExistingUsage existing{f.Text(0), f.Int(1)};
+    f.Reset();
+    return std::optional<ExistingUsage>(std::move(existing));
+  }
+
+  Result<std::optional<ClientTokenEntry>> FindClientToken(const std::string& caller,
+                                                          const std::string& token) override {
+    Statement& s = *find_token_;
+    s.Bind(1, caller);
+    s.Bind(2, token);
+    int rc = s.Step();
+    if (rc == SQLITE_DONE) {
+      s.Reset();
+      return std::optional<ClientTokenEntry>();
+    }
+    if (rc != SQLITE_ROW) {
+      s.Reset();
+      return SqlError(db_, "find client token");
+    }
+    ClientTokenEntry e{caller, token, s.Text(0), s.Text(1), s.Int(2)};
+    s.Reset();
+    return std::optional<ClientTokenEntry>(std::move(e));
+  }
+
+  Status PutClientToken(const ClientTokenEntry& e) override {
+    Statement& s = *put_token_;
+    s.Bind(1, e.caller);
+    s.Bind(2, e.token);
+    s.Bind(3, e.fingerprint);
+    s.Bind(4, e.record_id);
+    s.Bind(5, e.created_ms);
+    int rc = s.Step();
+    s.Reset();
+    return rc == SQLITE_DONE ? Status::Ok() : SqlError(db_, "put client token");
+  }
+
+  Result<bool> HasEntitlement(const std::string& workload, const std::string& product) override {
+    Statement& s = *find_entitlement_;
+    s.Bind(1, workload);
+    s.Bind(2, product);
+    int rc = s.Step();
+    s.Reset();
+    if (rc == SQLITE_ROW) return true;
+    if (rc == SQLITE_DONE) return false;
+    return SqlError(db_, "find entitlement");
+  }
+
+  Status PutEntitlement(const std::string& workload, const std::string& product,
+                        int64_t now_ms) override {
+    Statement& s = *put_entitlement_;
+    s.Bind(1, workload);
+    s.Bind(2, product);
+    s.Bind(3, now_ms);
+    int rc = s.Step();
+    s.Reset();
+    return rc == SQLITE_DONE ? Status::Ok() : SqlError(db_, "put entitlement");
+  }
+
+ private:
+  Status Exec(const char* sql) {
+    char* err = nullptr;
+    if (sqlite3_exec(db_, sql, nullptr, nullptr, &err) != SQLITE_OK) {
+      std::string msg = err ? err : "unknown error";
+      sqlite3_free(err);
+      return Status(StatusCode::kIoError, std::string("sqlite: ") + sql + ": " + msg);
+    }
+    return Status::Ok();
+  }
+  Status Run(Statement& s, const char* what) {
+    int rc = s.Step();
+    s.Reset();
+    return rc == SQLITE_DONE ? Status::Ok() : SqlError(db_, what);
+  }
+  Status Migrate() {
+    METERD_RETURN_IF_ERROR(Exec("BEGIN IMMEDIATE"));
+    Status st = Exec(kSchema);
+    if (st.ok()) {
+      sqlite3_stmt* q = nullptr;
+      sqlite3_prepare_v2(db_, "SELECT max(version) FROM schema_version", -1, &q, nullptr);
+      int64_t version = 0;
+      if (q && sqlite3_step(q) == SQLITE_ROW) version = sqlite3_column_int64(q, 0);
+      sqlite3_finalize(q);
+      if (version > kSchemaVersion) {
+        st = Status(StatusCode::kCorruption, "the data dir was written by a newer meterd (schema " +
+                                                 std::to_string(version) + ")");
+      } else if (version < kSchemaVersion) {
+        st = Exec("INSERT INTO schema_version (version) VALUES (1)");
+      }
+    }
+    if (!st.ok()) {
+      (void)Exec("ROLLBACK");
+      return st;
+    }
+    return Exec("COMMIT");
+  }
+
+  sqlite3* db_ = nullptr;
+  sqlite3* read_db_ = nullptr;
+  std::mutex read_mu_;
+  std::unique_ptr<Statement> insert_usage_, find_usage_, find_token_, put_token_, find_entitlement_,
+      put_entitlement_, begin_, commit_, rollback_, count_;
+};
+
+}  // namespace
+
+Result<std::unique_ptr<Backend>> OpenSqliteBackend(const std::string& data_dir) {
+  auto backend = std::make_unique<SqliteBackend>();
+  METERD_RETURN_IF_ERROR(backend->Open(data_dir));
+  return std::unique_ptr<Backend>(std::move(backend));
+}
+
+}  // namespace meterd::store

@@ -1,0 +1,113 @@
+// The store: where the ledger and every decision that protects it (dedup keys, ClientTokens,
+// first-call entitlements) live. Dedup is decided by unique keys in the store, never by a map
+// in one process's memory, so that the decision survives restarts and can be shared by several
+// nodes on one database.
+//
+// Writes go through Store::Submit: one writer thread drains every queued unit of work into one
+// transaction (group commit, as leveldb's DBImpl::Write) and answers each unit only after the
+// transaction is durable. A unit reads and writes through the Transaction it is given.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common/status.h"
+
+namespace meterd::store {
+
+// One row of the append-only ledger.
+struct UsageRow {
+  std::string record_id;  // MeteringRecordId (UUID)
+  std::string dedup_key;  // unique; see metering/dedup_key.h
+  std::string source;     // "BatchMeterUsage" | "MeterUsage"
+  std::string region;
+  std::string product_code;
+  std::string seller_account;
+  std::string customer_identifier;  // as sent, may be empty
+  std::string customer_account;     // the buyer account
+  std::string license_arn;          // may be empty
+  std::string workload_id;          // MeterUsage only
+  std::string dimension;
+  int64_t usage_hour_ms = 0;  // start of the UTC hour of timestamp_ms
+  int64_t timestamp_ms = 0;
+  int64_t quantity = 0;
+  std::string allocations_json;  // "" or the UsageAllocations as JSON
+  std::string request_id;
+  int64_t received_ms = 0;
+};
+
+// What a unique key already holds.
+struct ExistingUsage {
+  std::string record_id;
+  int64_t quantity = 0;
+};
+
+// A remembered MeterUsage ClientToken (D4).
+struct ClientTokenEntry {
+  std::string caller;  // workload id
+  std::string token;
+  std::string fingerprint;  // hex SHA-256 of every other request member
+  std::string record_id;    // the answer given the first time
+  int64_t created_ms = 0;
+};
+
+// Reads and writes inside one group-commit transaction. Only valid inside the `apply` function
+// it was handed to, on the writer thread; not thread-safe. Errors are store errors (kIoError,
+// kCorruption): they fail the whole group, which is then rolled back.
+class Transaction {
+ public:
+  virtual ~Transaction() = default;
+  // Inserts `row` unless a row with the same dedup_key exists; returns that row if so.
+  virtual Result<std::optional<ExistingUsage>> InsertUsageIfAbsent(const UsageRow& row) = 0;
+  // The row holding `dedup_key`, if any (DryRun asks without writing).
+  virtual Result<std::optional<ExistingUsage>> FindUsage(const std::string& dedup_key) = 0;
+  virtual Result<std::optional<ClientTokenEntry>> FindClientToken(const std::string& caller,
+                                                                  const std::string& token) = 0;
+  virtual Status PutClientToken(const ClientTokenEntry& entry) = 0;
+  // First-call entitlement memory: (workload, product) pairs whose first call was accepted.
+  virtual Result<bool> HasEntitlement(const std::string& workload, const std::string& product) = 0;
+  virtual Status PutEntitlement(const std::string& workload, const std::string& product,
+                                int64_t now_ms) = 0;
+};
+
+// One unit of work for the writer. `apply` runs on the writer thread inside the group's
+// transaction and returns a store error only (business outcomes are recorded by the closure
+// itself). `done` runs after the group committed (ok) or failed (the store error); it runs on
+// the writer thread and must not block.
+struct WriteUnit {
+  std::function<Status(Transaction&)> apply;
+  std::function<void(const Status&)> done;
+};
+
+struct StoreStats {
+  uint64_t groups = 0;
+  uint64_t units = 0;
+  uint64_t failed_groups = 0;
+};
+
+// Thread-safe. Submit may be called from any thread.
+class Store {
+ public:
+  virtual ~Store() = default;
+  virtual void Submit(WriteUnit unit) = 0;
+  // Stops accepting work, finishes what is queued, and joins the writer. Idempotent.
+  virtual void Close() = 0;
+  virtual StoreStats Stats() const = 0;
+  // Number of ledger rows (reads the committed state; for tests and diagnostics).
+  virtual Result<int64_t> CountUsageRows() = 0;
+};
+
+struct StoreOptions {
+  std::string data_dir;  // embedded store: the directory holding meterd.db
+  size_t max_group_units = 4096;
+};
+
+// The factory: picks the backend named by `url` ("sqlite" (default, embedded, in data_dir) or
+// "memory" (tests only: nothing survives the process)).
+Result<std::unique_ptr<Store>> OpenStore(const std::string& url, const StoreOptions& options);
+
+}  // namespace meterd::store

@@ -39,11 +39,12 @@ fuzz-smoke: deps
 	@cmake --build $(FUZZ_BUILD) -j $(JOBS) --target fuzzers
 	@scripts/fuzz.sh $(FUZZ_BUILD) 10
 
+# ctest runs last so that its summary closes the output.
 test: build js-deps
 	@scripts/lint.sh $(BUILD)
-	@cd $(BUILD) && ctest --output-on-failure
 	@$(MAKE) --no-print-directory unit-asan
 	@$(MAKE) --no-print-directory fuzz-smoke
+	@cd $(BUILD) && ctest --output-on-failure
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD)

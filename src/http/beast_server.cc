@@ -9,6 +9,8 @@
 #include <boost/beast/http.hpp>
 // clang-format on
 
+#include <pthread.h>
+
 #include <atomic>
 #include <thread>
 #include <vector>
@@ -81,9 +83,10 @@ class Session : public std::enable_shared_from_this<Session> {
     // The stream must not time out while the handler (and the store) works on the request.
     stream_.expires_never();
     auto executor = stream_.get_executor();
-    handler_->Handle(std::move(request), [self = shared_from_this(), executor](HttpResponse r) {
-      asio::post(executor, [self, r = std::move(r)]() mutable { self->Write(std::move(r)); });
-    });
+    handler_->Handle(
+        std::move(request), [self = shared_from_this(), executor](ResponseBuilder build) {
+          asio::post(executor, [self, build = std::move(build)]() { self->Write(build()); });
+        });
   }
 
   void SendReject(RejectReason reason) {
@@ -167,7 +170,10 @@ class BeastServer final : public HttpServer {
     for (auto& loop : loops_) {
       Accept(loop.get());
       Loop* l = loop.get();
-      l->thread = std::thread([l] { l->context.run(); });
+      l->thread = std::thread([l] {
+        pthread_setname_np(pthread_self(), "meterd-http");
+        l->context.run();
+      });
     }
     return port;
   }

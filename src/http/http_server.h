@@ -19,13 +19,19 @@ enum class RejectReason {
   kMalformed,       // not HTTP/1.x
 };
 
+// Builds a response. The server runs it on the connection's own event loop, so that encoding
+// never happens on whichever thread completed the work (e.g. the store's single writer).
+using ResponseBuilder = std::function<HttpResponse()>;
+// Hands a builder to the server. Callable from any thread, exactly once per request.
+using Responder = std::function<void(ResponseBuilder)>;
+
 // Implementations must be thread-safe: Handle is called concurrently from every event loop.
 class HttpHandler {
  public:
   virtual ~HttpHandler() = default;
   // Handles one request. Must call `respond` exactly once; it may do so from any thread, and
   // after Handle has returned (e.g. when a store commit completes).
-  virtual void Handle(HttpRequest request, std::function<void(HttpResponse)> respond) = 0;
+  virtual void Handle(HttpRequest request, Responder respond) = 0;
   // The response for a request that could not be read whole. The connection is closed after it.
   virtual HttpResponse Reject(RejectReason reason) = 0;
 };

@@ -43,7 +43,9 @@ TEST(JsonTest, RefusesMalformedInput) {
                           "{'a':1}"}) {
     auto v = Parse(bad);
     EXPECT_FALSE(v.ok()) << "accepted: " << bad;
-    if (!v.ok()) EXPECT_EQ(v.status().code(), StatusCode::kSerialization);
+    if (!v.ok()) {
+      EXPECT_EQ(v.status().code(), StatusCode::kSerialization);
+    }
   }
 }
 

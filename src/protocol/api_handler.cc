@@ -39,16 +39,20 @@ HttpResponse ApiHandler::Reject(http::RejectReason reason) {
   return r;
 }
 
-void ApiHandler::Handle(HttpRequest request, std::function<void(HttpResponse)> respond) {
+void ApiHandler::Handle(HttpRequest request, http::Responder respond) {
   std::string request_id = RandomUuid();
-  auto fail = [&](const Status& st) { respond(ErrorResponse(st, request_id)); };
+  auto fail = [&](Status st) {
+    respond([st = std::move(st), request_id] { return ErrorResponse(st, request_id); });
+  };
 
   if (request.method != "POST" || PathOf(request.target) != "/") {
-    HttpResponse r = ErrorResponse(
-        Status(StatusCode::kUnknownOperation, "Only POST / is served by this endpoint."),
-        request_id);
-    r.status = 404;
-    return respond(std::move(r));
+    return respond([request_id] {
+      HttpResponse r = ErrorResponse(
+          Status(StatusCode::kUnknownOperation, "Only POST / is served by this endpoint."),
+          request_id);
+      r.status = 404;
+      return r;
+    });
   }
 
   auth::RequestView view{request.method, request.target, &request.headers, request.body};
@@ -114,20 +118,24 @@ void ApiHandler::Handle(HttpRequest request, std::function<void(HttpResponse)> r
     }
   }
 
+  // The service answers on the store's writer thread; encoding happens on the event loop.
   if (operation == "BatchMeterUsage") {
     service_->BatchMeterUsage(ctx, DecodeBatchMeterUsage(*body),
                               [respond, request_id](Result<metering::BatchMeterUsageOutput> out) {
-                                if (!out.ok())
-                                  return respond(ErrorResponse(out.status(), request_id));
-                                respond(JsonResponse(EncodeBatchMeterUsage(*out), request_id));
+                                respond([out = std::move(out), request_id] {
+                                  if (!out.ok()) return ErrorResponse(out.status(), request_id);
+                                  return JsonResponse(EncodeBatchMeterUsage(*out), request_id);
+                                });
                               });
     return;
   }
   if (operation == "MeterUsage") {
     service_->MeterUsage(ctx, DecodeMeterUsage(*body),
                          [respond, request_id](Result<metering::MeterUsageOutput> out) {
-                           if (!out.ok()) return respond(ErrorResponse(out.status(), request_id));
-                           respond(JsonResponse(EncodeMeterUsage(*out), request_id));
+                           respond([out = std::move(out), request_id] {
+                             if (!out.ok()) return ErrorResponse(out.status(), request_id);
+                             return JsonResponse(EncodeMeterUsage(*out), request_id);
+                           });
                          });
     return;
   }

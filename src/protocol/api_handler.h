@@ -20,7 +20,7 @@ class ApiHandler final : public http::HttpHandler {
              metering::MeteringService* service, const model::ServiceModel* model)
       : catalog_(catalog), verifier_(verifier), service_(service), model_(model) {}
 
-  void Handle(HttpRequest request, std::function<void(HttpResponse)> respond) override;
+  void Handle(HttpRequest request, http::Responder respond) override;
   HttpResponse Reject(http::RejectReason reason) override;
 
  private:

@@ -30,6 +30,9 @@ struct ServeOptions {
   std::string clock = "system";
   std::string clock_start;
   int threads = 0;
+  int idle_timeout_seconds = 60;
+  int request_timeout_seconds = 30;
+  int max_connections = 10000;
   double batch_window_hours = 24;
   double batch_month_grace_hours = 6;
   double meter_usage_window_hours = 6;
@@ -105,6 +108,12 @@ int Serve(const ServeOptions& opt) {
     return Fail("--listen must be HOST:PORT");
   }
   http_options.threads = opt.threads;
+  if (opt.idle_timeout_seconds < 1 || opt.request_timeout_seconds < 1 || opt.max_connections < 1) {
+    return Fail("timeouts and --max-connections must be at least 1");
+  }
+  http_options.idle_timeout_seconds = opt.idle_timeout_seconds;
+  http_options.request_timeout_seconds = opt.request_timeout_seconds;
+  http_options.max_connections = static_cast<size_t>(opt.max_connections);
   auto server = http::NewBeastServer(http_options, &handler);
   auto port = server->Start();
   if (!port.ok()) return Fail(port.status().message());
@@ -135,6 +144,18 @@ int main(int argc, char** argv) {
   serve->add_option("--catalog", opt.catalog_path, "Catalog JSON file")->required();
   serve->add_option("--store", opt.store, "Store backend: sqlite or memory")->capture_default_str();
   serve->add_option("--threads", opt.threads, "HTTP event loops (0: one per core)");
+  serve
+      ->add_option("--idle-timeout-seconds", opt.idle_timeout_seconds,
+                   "Close a keep-alive connection idle this long")
+      ->capture_default_str();
+  serve
+      ->add_option("--request-timeout-seconds", opt.request_timeout_seconds,
+                   "Cut off a client that takes longer than this to send one request")
+      ->capture_default_str();
+  serve
+      ->add_option("--max-connections", opt.max_connections,
+                   "Open connections at most; more are closed at once")
+      ->capture_default_str();
   serve->add_option("--clock", opt.clock, "system, or manual (a test clock; never in production)")
       ->capture_default_str();
   serve->add_option("--clock-start", opt.clock_start,

@@ -1,12 +1,17 @@
 #include "store/group_commit.h"
 
+#include <pthread.h>
+
 #include <vector>
 
 namespace meterd::store {
 
 GroupCommitStore::GroupCommitStore(std::unique_ptr<Backend> backend, size_t max_group_units)
     : backend_(std::move(backend)), max_group_units_(max_group_units) {
-  writer_ = std::thread([this] { WriterLoop(); });
+  writer_ = std::thread([this] {
+    pthread_setname_np(pthread_self(), "meterd-writer");
+    WriterLoop();
+  });
 }
 
 GroupCommitStore::~GroupCommitStore() { Close(); }

@@ -129,6 +129,11 @@ class SqliteBackend final : public Backend, public Transaction {
     METERD_RETURN_IF_ERROR(Exec("PRAGMA journal_mode=WAL"));
     METERD_RETURN_IF_ERROR(Exec("PRAGMA synchronous=FULL"));
     METERD_RETURN_IF_ERROR(Exec("PRAGMA foreign_keys=ON"));
+    // The writer re-reads index pages for every dedup key; keep them in SQLite's own cache
+    // (64 MiB) instead of going through pread for each. Checkpoint the WAL less often, since a
+    // checkpoint runs inside a commit (and fsyncs the main file).
+    METERD_RETURN_IF_ERROR(Exec("PRAGMA cache_size=-65536"));
+    METERD_RETURN_IF_ERROR(Exec("PRAGMA wal_autocheckpoint=8192"));
     METERD_RETURN_IF_ERROR(Migrate());
     insert_usage_ = std::make_unique<Statement>();
     METERD_RETURN_IF_ERROR(insert_usage_->Prepare(db_, R"SQL(

@@ -340,10 +340,11 @@ TEST_P(ServiceTest, ContainerEntitlementIsCheckedOnlyOnTheFirstCall) {
   EXPECT_TRUE(Meter(ecs, Usage("acmectr001", "nodes", 1)).ok());  // container: remembered
   EXPECT_EQ(Meter(ec2, Usage("acmeami001", "hosts", 1)).status().code(),
             StatusCode::kCustomerNotEntitled);
-  // ...and the memory survives a restart.
+  // ...and the memory survives a restart (the memory store has nothing to survive with).
+  if (GetParam() == "memory") return;
   OpenStore();
   clock_->Advance(kMillisPerHour);
-  EXPECT_TRUE(Meter(ecs, Usage("acmectr001", "nodes", 1)).ok() || GetParam() == "memory");
+  EXPECT_TRUE(Meter(ecs, Usage("acmectr001", "nodes", 1)).ok());
 }
 
 TEST_P(ServiceTest, RestartKeepsEveryDecision) {

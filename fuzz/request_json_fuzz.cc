@@ -27,6 +27,12 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     for (auto& r : batch.records) out.unprocessed.push_back(r);
     (void)protocol::EncodeBatchMeterUsage(out);
     (void)protocol::DecodeMeterUsage(*parsed);
+    metering::RegisterUsageOutput registered;
+    registered.signature = protocol::DecodeRegisterUsage(*parsed).nonce.value_or("");
+    (void)protocol::EncodeRegisterUsage(registered);
+    metering::ResolveCustomerOutput resolved;
+    resolved.product_code = protocol::DecodeResolveCustomer(*parsed).registration_token;
+    (void)protocol::EncodeResolveCustomer(resolved);
   }
   return 0;
 }

@@ -9,6 +9,7 @@ packages=(
   libgtest-dev libgmock-dev libbenchmark-dev
   clang clang-format clang-tidy libclang-rt-14-dev
   sqlite3 python3 awscli
+  python3-jwt python3-cryptography
 )
 missing=()
 for p in "${packages[@]}"; do

@@ -27,6 +27,13 @@ const char* PlatformName(Platform p) {
   return "other";
 }
 
+const SigningKeyRef* Product::FindSigningKey(int64_t version) const {
+  for (const auto& k : signing_keys) {
+    if (k.version == version) return &k;
+  }
+  return nullptr;
+}
+
 const Dimension* Product::FindDimension(std::string_view name) const {
   for (const auto& d : dimensions) {
     if (d.name == name) return &d;
@@ -151,6 +158,7 @@ Result<std::shared_ptr<const Catalog>> Catalog::FromJson(std::string_view text,
   if (!root.is_object()) return Invalid("the document must be a JSON object");
   auto catalog = std::make_shared<Catalog>();
   Catalog& c = *catalog;
+  c.loaded_at_ms_ = loaded_at_ms;
 
   METERD_RETURN_IF_ERROR(ForEach(root, "accounts", [&](const Fields& f) -> Status {
     Account a;
@@ -188,6 +196,7 @@ Result<std::shared_ptr<const Catalog>> Catalog::FromJson(std::string_view text,
     METERD_RETURN_IF_ERROR(f.String("platform", true, &platform));
     METERD_RETURN_IF_ERROR(f.String("region", true, &w.region));
     METERD_RETURN_IF_ERROR(f.String("account", true, &w.account));
+    METERD_RETURN_IF_ERROR(f.Time("stoppedAt", &w.stopped_ms));
     static const std::pair<const char*, Platform> kPlatforms[] = {
         {"ec2", Platform::kEc2},
         {"ecs", Platform::kEcs},
@@ -296,10 +305,16 @@ Result<std::shared_ptr<const Catalog>> Catalog::FromJson(std::string_view text,
         if (version == nullptr || !version->GetInt64(&ref.version) || ref.version < 1) {
           return Invalid(f.where() + ": signingKeys[].version must be an integer >= 1");
         }
-        if (const json::Value* expired = k.Find("expired"); expired && expired->is_bool()) {
-          ref.expired = expired->as_bool();
+        Fields kf(k, f.where() + ".signingKeys");
+        METERD_RETURN_IF_ERROR(kf.Bool("expired", &ref.expired));
+        std::optional<int64_t> expired_at;
+        METERD_RETURN_IF_ERROR(kf.Time("expiredAt", &expired_at));
+        ref.expired_at_ms = expired_at.value_or(loaded_at_ms);
+        METERD_RETURN_IF_ERROR(kf.String("privateKeyPem", false, &ref.private_key_pem));
+        if (p.FindSigningKey(ref.version) != nullptr) {
+          return Invalid(f.where() + ": duplicate signing key version");
         }
-        p.signing_keys.push_back(ref);
+        p.signing_keys.push_back(std::move(ref));
       }
     }
     if (!c.product_index_.emplace(p.code, c.products_.size()).second) {
@@ -347,6 +362,17 @@ Result<std::shared_ptr<const Catalog>> Catalog::FromJson(std::string_view text,
     METERD_RETURN_IF_ERROR(f.String("account", true, &t.account));
     METERD_RETURN_IF_ERROR(f.String("product", true, &t.product));
     METERD_RETURN_IF_ERROR(f.String("licenseArn", false, &t.license_arn));
+    METERD_RETURN_IF_ERROR(f.Time("issuedAt", &t.issued_ms));
+    if (t.token.empty()) return Invalid(f.where() + ": empty token");
+    if (!t.license_arn.empty()) {
+      const Subscription* license = c.FindLicense(t.license_arn);
+      if (license == nullptr || license->account != t.account || license->product != t.product) {
+        return Invalid(f.where() + ": licenseArn is not a license of this account and product");
+      }
+    }
+    if (!c.registration_token_index_.emplace(t.token, c.registration_tokens_.size()).second) {
+      return Invalid(f.where() + ": duplicate token");
+    }
     if (!c.FindAccount(t.account)) return Invalid(f.where() + ": unknown account " + t.account);
     if (!c.FindProduct(t.product)) return Invalid(f.where() + ": unknown product " + t.product);
     c.registration_tokens_.push_back(std::move(t));
@@ -393,6 +419,9 @@ const CredentialEntry* Catalog::FindCredential(std::string_view access_key_id) c
 }
 const Product* Catalog::FindProduct(std::string_view code) const {
   return Lookup(product_index_, products_, code);
+}
+const RegistrationToken* Catalog::FindRegistrationToken(std::string_view token) const {
+  return Lookup(registration_token_index_, registration_tokens_, token);
 }
 const Subscription* Catalog::FindLicense(std::string_view license_arn) const {
   return Lookup(license_index_, subscriptions_, license_arn);

@@ -35,7 +35,8 @@ struct Workload {
   std::string id;
   Platform platform = Platform::kOther;
   std::string region;
-  std::string account;  // the buyer account the workload runs in
+  std::string account;                // the buyer account the workload runs in
+  std::optional<int64_t> stopped_ms;  // the task stopped (ends its metered run, D11)
 };
 
 // Exactly one of `account` (a seller's long-term key) and `workload` is set.
@@ -58,6 +59,8 @@ struct Dimension {
 struct SigningKeyRef {
   int64_t version = 0;
   bool expired = false;
+  int64_t expired_at_ms = 0;    // PublicKeyRotationTimestamp; the load time if not given
+  std::string private_key_pem;  // imported key; empty: meterd generates one
 };
 
 struct Product {
@@ -70,6 +73,7 @@ struct Product {
   std::vector<SigningKeyRef> signing_keys;
 
   const Dimension* FindDimension(std::string_view name) const;  // case-sensitive
+  const SigningKeyRef* FindSigningKey(int64_t version) const;
 };
 
 enum class SubscriptionStatus { kActive, kUnsubscribePending, kUnsubscribed };
@@ -96,6 +100,7 @@ struct RegistrationToken {
   std::string account;
   std::string product;
   std::string license_arn;
+  std::optional<int64_t> issued_ms;  // absent: when a data dir first saw it
 };
 
 struct DisabledOperations {
@@ -118,16 +123,21 @@ class Catalog {
   const CredentialEntry* FindCredential(std::string_view access_key_id) const;
   const Product* FindProduct(std::string_view code) const;
   const Subscription* FindLicense(std::string_view license_arn) const;
+  const RegistrationToken* FindRegistrationToken(std::string_view token) const;
   // Every subscription (agreement) of `account` to `product`.
   std::vector<const Subscription*> SubscriptionsOf(std::string_view account,
                                                    std::string_view product) const;
   bool IsDisabled(std::string_view region, std::string_view operation) const;
+  int64_t loaded_at_ms() const { return loaded_at_ms_; }
 
   const std::vector<Account>& accounts() const { return accounts_; }
   const std::vector<Product>& products() const { return products_; }
   const std::vector<CredentialEntry>& credentials() const { return credentials_; }
+  const std::vector<Workload>& workloads() const { return workloads_; }
+  const std::vector<RegistrationToken>& registration_tokens() const { return registration_tokens_; }
 
  private:
+  int64_t loaded_at_ms_ = 0;
   std::vector<Account> accounts_;
   std::vector<Workload> workloads_;
   std::vector<CredentialEntry> credentials_;
@@ -137,7 +147,7 @@ class Catalog {
   std::vector<DisabledOperations> disabled_;
 
   std::map<std::string, size_t, std::less<>> account_index_, customer_index_, workload_index_,
-      credential_index_, product_index_, license_index_;
+      credential_index_, product_index_, license_index_, registration_token_index_;
   std::multimap<std::string, size_t, std::less<>> subscription_index_;  // account+'\n'+product
 };
 

@@ -30,6 +30,11 @@ std::string MeterUsageDedupKey(std::string_view workload, std::string_view produ
   return Join('M', {workload, product, dimension, hour});
 }
 
+std::string TaskRunDedupKey(std::string_view workload, std::string_view product, int64_t hour_ms) {
+  std::string hour = std::to_string(hour_ms);
+  return Join('T', {workload, product, hour});
+}
+
 std::string AgentCoreDedupKey(std::string_view workload, std::string_view client_token) {
   return Join('A', {workload, client_token});
 }

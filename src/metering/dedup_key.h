@@ -15,6 +15,8 @@ std::string BatchDedupKey(std::string_view region, std::string_view product,
 // D3: (workload, product, dimension, UTC hour).
 std::string MeterUsageDedupKey(std::string_view workload, std::string_view product,
                                std::string_view dimension, int64_t hour_ms);
+// D11: the hourly usage of a container task's metered run.
+std::string TaskRunDedupKey(std::string_view workload, std::string_view product, int64_t hour_ms);
 // D3, AgentCore: every ClientToken is its own record.
 std::string AgentCoreDedupKey(std::string_view workload, std::string_view client_token);
 

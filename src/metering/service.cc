@@ -5,6 +5,7 @@
 #include "common/crypto.h"
 #include "common/time_util.h"
 #include "json/json.h"
+#include "metering/caller_checks.h"
 #include "metering/dedup_key.h"
 
 namespace meterd::metering {
@@ -19,21 +20,6 @@ using catalog::ProductKind;
 using catalog::Subscription;
 
 Status Error(StatusCode code, std::string message) { return Status(code, std::move(message)); }
-
-Status StoreFailure(const Status& st) {
-  // The store's own words (paths, SQL) stay in the server log; the client is told to retry.
-  return Status(StatusCode::kInternal,
-                "An internal error occurred while recording usage; nothing was recorded. Retry "
-                "your request. (" +
-                    std::string(StatusCodeName(st.code())) + ")");
-}
-
-bool AnyAccepts(const std::vector<const Subscription*>& subs, int64_t ts_ms, int64_t now_ms) {
-  for (const Subscription* s : subs) {
-    if (s->AcceptsUsage(ts_ms, now_ms)) return true;
-  }
-  return false;
-}
 
 // A BatchMeterUsage record that passed every request-level check.
 struct PlannedRecord {
@@ -86,14 +72,7 @@ void MeteringService::BatchMeterUsage(const CallContext& ctx, BatchMeterUsageInp
                                       std::function<void(Result<BatchMeterUsageOutput>)> done) {
   std::shared_ptr<const Catalog> catalog = catalog_->Get();
   const int64_t now = clock_->NowMillis();
-  if (ctx.caller.is_workload()) {
-    return done(Error(StatusCode::kAccessDenied,
-                      "User is not authorized to perform: aws-marketplace:BatchMeterUsage. "
-                      "BatchMeterUsage must be called with the seller's credentials."));
-  }
-  if (catalog->IsDisabled(ctx.region, "BatchMeterUsage")) {
-    return done(Error(StatusCode::kDisabledApi, "The API is disabled in the Region."));
-  }
+  if (Status st = SellerCaller(*catalog, ctx, "BatchMeterUsage"); !st.ok()) return done(st);
 
   // Which product: ProductCode, or the product of the records' licenses (D6).
   bool any_license = false;
@@ -206,8 +185,7 @@ void MeteringService::BatchMeterUsage(const CallContext& ctx, BatchMeterUsageInp
       const Subscription* license = catalog->FindLicense(r.license_arn);
       p.subscribed = license != nullptr && license->AcceptsUsage(r.timestamp_ms, now);
     } else {
-      p.subscribed =
-          AnyAccepts(catalog->SubscriptionsOf(buyer->id, product->code), r.timestamp_ms, now);
+      p.subscribed = Subscribed(*catalog, buyer->id, product->code, r.timestamp_ms, now);
     }
     if (!p.subscribed) continue;
     store::UsageRow& row = p.row;
@@ -267,17 +245,10 @@ void MeteringService::MeterUsage(const CallContext& ctx, const MeterUsageInput& 
                                  std::function<void(Result<MeterUsageOutput>)> done) {
   std::shared_ptr<const Catalog> catalog = catalog_->Get();
   const int64_t now = clock_->NowMillis();
-  const catalog::Workload* workload =
-      ctx.caller.is_workload() ? catalog->FindWorkload(ctx.caller.workload_id) : nullptr;
-  if (workload == nullptr) {
-    return done(Error(StatusCode::kAccessDenied,
-                      "User is not authorized to perform: aws-marketplace:MeterUsage. MeterUsage "
-                      "must be called with the credentials of an EC2 instance, ECS task, EKS pod "
-                      "or AgentCore runtime."));
-  }
-  if (catalog->IsDisabled(ctx.region, "MeterUsage")) {
-    return done(Error(StatusCode::kDisabledApi, "The API is disabled in the Region."));
-  }
+  auto caller = WorkloadCaller(*catalog, ctx, "MeterUsage",
+                               "an EC2 instance, ECS task, EKS pod or AgentCore runtime");
+  if (!caller.ok()) return done(caller.status());
+  const catalog::Workload* workload = *caller;
   if (workload->region != ctx.region) {
     return done(Error(StatusCode::kInvalidEndpointRegion,
                       "The endpoint being called is in a AWS Region (" + ctx.region +
@@ -305,8 +276,8 @@ void MeteringService::MeterUsage(const CallContext& ctx, const MeterUsageInput& 
                           " is outside the accepted window (up to 6 hours in the past)."));
   }
 
-  const bool entitled_now = AnyAccepts(catalog->SubscriptionsOf(workload->account, product->code),
-                                       input.timestamp_ms, now);
+  const bool entitled_now =
+      Subscribed(*catalog, workload->account, product->code, input.timestamp_ms, now);
   const bool remembers_first_call = workload->platform == Platform::kEcs ||
                                     workload->platform == Platform::kEks ||
                                     workload->platform == Platform::kFargate;

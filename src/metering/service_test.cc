@@ -64,7 +64,7 @@ class ServiceTest : public ::testing::TestWithParam<std::string> {
     ASSERT_TRUE(s.ok()) << s.status().ToString();
     store_ = std::move(s).value();
     service_ = std::make_unique<MeteringService>(holder_.get(), clock_.get(), store_.get(),
-                                                 WindowSettings());
+                                                 keys_.get(), ServiceSettings());
   }
 
   static CallContext Seller(std::string region = "us-east-1") {
@@ -120,6 +120,7 @@ class ServiceTest : public ::testing::TestWithParam<std::string> {
   std::unique_ptr<catalog::CatalogHolder> holder_;
   std::filesystem::path dir_;
   std::unique_ptr<store::Store> store_;
+  std::unique_ptr<keys::SigningKeyStore> keys_ = keys::NewMemorySigningKeyStore();
   std::unique_ptr<MeteringService> service_;
 };
 
@@ -377,6 +378,85 @@ TEST_P(ServiceTest, RestartKeepsEveryDecision) {
   EXPECT_EQ(Rows(), 2);
 }
 
+TEST_P(ServiceTest, ResolveCustomerAnswersUntilTheTokenExpires) {
+  ASSERT_TRUE(service_->PrepareCatalog().ok());
+  auto resolve = [&](const std::string& token, CallContext ctx = Seller()) {
+    std::promise<Result<ResolveCustomerOutput>> p;
+    service_->ResolveCustomer(ctx, {token},
+                              [&p](Result<ResolveCustomerOutput> r) { p.set_value(std::move(r)); });
+    return p.get_future().get();
+  };
+  auto legacy = resolve("demo-registration-token-globex-acmesaas01");
+  ASSERT_TRUE(legacy.ok()) << legacy.status().ToString();
+  EXPECT_EQ(legacy->customer_identifier, "cust-globex-0001");
+  EXPECT_EQ(legacy->customer_aws_account_id, "444455556666");
+  EXPECT_TRUE(legacy->license_arn.empty());
+  auto ca = resolve("demo-registration-token-globex-acmesaasca1");
+  ASSERT_TRUE(ca.ok());
+  EXPECT_TRUE(ca->customer_identifier.empty());
+  EXPECT_EQ(ca->license_arn, kLicense);
+  EXPECT_EQ(resolve("registration-token-other-seller-othersaas01").status().code(),
+            StatusCode::kInvalidToken);
+  EXPECT_EQ(resolve("nope").status().code(), StatusCode::kInvalidToken);
+  EXPECT_EQ(resolve("registration-token-issued-2020-acmesaas01").status().code(),
+            StatusCode::kExpiredToken);
+  EXPECT_EQ(resolve("demo-registration-token-globex-acmesaas01", Workload("i-0123456789abcdef0"))
+                .status()
+                .code(),
+            StatusCode::kAccessDenied);
+  clock_->Advance(4 * kMillisPerHour - 1);
+  EXPECT_TRUE(resolve("demo-registration-token-globex-acmesaas01").ok());
+  // First-seen time is kept: preparing the catalog again does not renew the token.
+  ASSERT_TRUE(service_->PrepareCatalog().ok());
+  clock_->Advance(1);
+  EXPECT_EQ(resolve("demo-registration-token-globex-acmesaas01").status().code(),
+            StatusCode::kExpiredToken);
+}
+
+TEST_P(ServiceTest, RegisterUsageOpensOneRunAndChecksEntitlementOnce) {
+  ASSERT_TRUE(service_->PrepareCatalog().ok());
+  const CallContext ecs =
+      Workload("arn:aws:ecs:us-east-1:444455556666:task/prod/0f1e2d3c4b5a69788796a5b4c3d2e1f0");
+  auto reg = [&](const CallContext& ctx, int64_t version) {
+    std::promise<Result<RegisterUsageOutput>> p;
+    service_->RegisterUsage(ctx, {"acmectr001", version, std::string("nonce")},
+                            [&p](Result<RegisterUsageOutput> r) { p.set_value(std::move(r)); });
+    return p.get_future().get();
+  };
+  auto first = reg(ecs, 1);
+  ASSERT_TRUE(first.ok()) << first.status().ToString();
+  EXPECT_FALSE(first->rotation_ms.has_value());
+  auto expired = reg(ecs, 2);
+  ASSERT_TRUE(expired.ok());
+  EXPECT_EQ(expired->rotation_ms, *ParseIso8601("2026-06-01T00:00:00Z"));
+  EXPECT_EQ(reg(ecs, 9).status().code(), StatusCode::kInvalidPublicKeyVersion);
+  EXPECT_EQ(reg(Workload("i-0123456789abcdef0"), 1).status().code(),
+            StatusCode::kPlatformNotSupported);
+  EXPECT_EQ(reg(Workload("eks-pod-globex-west-0001"), 1).status().code(),
+            StatusCode::kInvalidRegion);
+  EXPECT_EQ(reg(Seller(), 1).status().code(), StatusCode::kAccessDenied);
+
+  // The buyer unsubscribes: the registered task keeps working, a new one is refused.
+  std::string text = ReadFile(kCatalogPath);
+  for (size_t pos; (pos = text.find("\"status\": \"active\"")) != std::string::npos;) {
+    text.replace(pos, 18, "\"status\": \"unsubscribed\"");
+  }
+  LoadCatalog(text);
+  EXPECT_TRUE(reg(ecs, 1).ok());
+  EXPECT_EQ(reg(Workload("arn:aws:ecs:us-east-1:444455556666:task/fargate/"
+                         "7a6b5c4d3e2f10011223344556677889"),
+                1)
+                .status()
+                .code(),
+            StatusCode::kCustomerNotEntitled);
+
+  // Two hours later the task is still running: the first hour is billed, in seconds.
+  clock_->Advance(2 * kMillisPerHour);
+  ASSERT_TRUE(service_->MeterTaskRuns().ok());
+  ASSERT_TRUE(service_->MeterTaskRuns().ok());  // idempotent
+  EXPECT_EQ(Rows(), 2);                         // the 15:00 hour (from 15:30) and the 16:00 hour
+}
+
 INSTANTIATE_TEST_SUITE_P(Stores, ServiceTest, ::testing::Values("sqlite", "memory"));
 
 // A backend whose commit fails, as a full disk would make it.
@@ -399,7 +479,7 @@ TEST(ServiceStoreFailureTest, AFailedCommitIsARetryableErrorAndStoresNothing) {
   ASSERT_TRUE(c.ok());
   catalog::CatalogHolder holder(*c);
   store::GroupCommitStore store(std::make_unique<FailingBackend>(), 16);
-  MeteringService service(&holder, &clock, &store, WindowSettings());
+  MeteringService service(&holder, &clock, &store, nullptr, ServiceSettings());
   UsageRecord r;
   r.timestamp_ms = clock.NowMillis();
   r.customer_identifier = "cust-globex-0001";

@@ -63,6 +63,28 @@ struct MeterUsageOutput {
   std::string metering_record_id;
 };
 
+struct RegisterUsageInput {
+  std::string product_code;
+  int64_t public_key_version = 0;
+  std::optional<std::string> nonce;  // echoed in the token when sent, even if ""
+};
+
+struct RegisterUsageOutput {
+  std::string signature;               // the JWT
+  std::optional<int64_t> rotation_ms;  // PublicKeyRotationTimestamp, for an expired key
+};
+
+struct ResolveCustomerInput {
+  std::string registration_token;
+};
+
+struct ResolveCustomerOutput {
+  std::string customer_identifier;  // "" for concurrent-agreements products
+  std::string product_code;
+  std::string customer_aws_account_id;
+  std::string license_arn;  // "" for legacy products
+};
+
 // Who is calling, resolved from the verified access key.
 struct Caller {
   std::string access_key_id;

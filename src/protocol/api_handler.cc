@@ -16,6 +16,20 @@ std::string_view PathOf(std::string_view target) {
   return q == std::string_view::npos ? target : target.substr(0, q);
 }
 
+// The service's callback for one operation: hands the server a builder that encodes the output
+// (or the error) on the connection's event loop.
+template <typename Output>
+std::function<void(Result<Output>)> Reply(http::Responder respond, std::string request_id,
+                                          std::string (*encode)(const Output&)) {
+  return [respond = std::move(respond), request_id = std::move(request_id),
+          encode](Result<Output> out) {
+    respond([out = std::move(out), request_id, encode] {
+      if (!out.ok()) return ErrorResponse(out.status(), request_id);
+      return JsonResponse(encode(*out), request_id);
+    });
+  };
+}
+
 }  // namespace
 
 HttpResponse ApiHandler::Reject(http::RejectReason reason) {
@@ -45,7 +59,11 @@ void ApiHandler::Handle(HttpRequest request, http::Responder respond) {
     respond([st = std::move(st), request_id] { return ErrorResponse(st, request_id); });
   };
 
-  if (request.method != "POST" || PathOf(request.target) != "/") {
+  std::string_view path = PathOf(request.target);
+  if (request.method == "GET" && path.substr(0, 6) == "/keys/") {
+    return respond([this, p = std::string(path)] { return PublicKeys(p); });
+  }
+  if (request.method != "POST" || path != "/") {
     return respond([request_id] {
       HttpResponse r = ErrorResponse(
           Status(StatusCode::kUnknownOperation, "Only POST / is served by this endpoint."),
@@ -120,27 +138,73 @@ void ApiHandler::Handle(HttpRequest request, http::Responder respond) {
 
   // The service answers on the store's writer thread; encoding happens on the event loop.
   if (operation == "BatchMeterUsage") {
-    service_->BatchMeterUsage(ctx, DecodeBatchMeterUsage(*body),
-                              [respond, request_id](Result<metering::BatchMeterUsageOutput> out) {
-                                respond([out = std::move(out), request_id] {
-                                  if (!out.ok()) return ErrorResponse(out.status(), request_id);
-                                  return JsonResponse(EncodeBatchMeterUsage(*out), request_id);
-                                });
-                              });
-    return;
+    return service_->BatchMeterUsage(ctx, DecodeBatchMeterUsage(*body),
+                                     Reply(respond, request_id, EncodeBatchMeterUsage));
   }
   if (operation == "MeterUsage") {
-    service_->MeterUsage(ctx, DecodeMeterUsage(*body),
-                         [respond, request_id](Result<metering::MeterUsageOutput> out) {
-                           respond([out = std::move(out), request_id] {
-                             if (!out.ok()) return ErrorResponse(out.status(), request_id);
-                             return JsonResponse(EncodeMeterUsage(*out), request_id);
-                           });
-                         });
-    return;
+    return service_->MeterUsage(ctx, DecodeMeterUsage(*body),
+                                Reply(respond, request_id, EncodeMeterUsage));
   }
-  fail(Status(StatusCode::kInternal,
-              std::string(operation) + " is not implemented yet in this version of meterd."));
+  if (operation == "RegisterUsage") {
+    return service_->RegisterUsage(ctx, DecodeRegisterUsage(*body),
+                                   Reply(respond, request_id, EncodeRegisterUsage));
+  }
+  service_->ResolveCustomer(ctx, DecodeResolveCustomer(*body),
+                            Reply(respond, request_id, EncodeResolveCustomer));
+}
+
+HttpResponse ApiHandler::PublicKeys(std::string_view path) const {
+  auto not_found = [] {
+    HttpResponse r;
+    r.status = 404;
+    r.headers.push_back({"Content-Type", "application/json"});
+    r.body = R"({"message":"No such product or key version."})";
+    return r;
+  };
+  std::string_view rest = path.substr(6);  // after "/keys/"
+  std::string_view product_code = rest;
+  std::string_view version_part;
+  if (size_t slash = rest.rfind('/'); slash != std::string_view::npos) {
+    product_code = rest.substr(0, slash);
+    version_part = rest.substr(slash + 1);
+  }
+  std::shared_ptr<const catalog::Catalog> catalog = catalog_->Get();
+  const catalog::Product* product = catalog->FindProduct(product_code);
+  if (product == nullptr || keys_ == nullptr || product->signing_keys.empty()) {
+    // A product code may itself contain '/': try the whole rest as the code.
+    product = catalog->FindProduct(rest);
+    version_part = {};
+    if (product == nullptr || keys_ == nullptr || product->signing_keys.empty()) return not_found();
+  }
+  if (!version_part.empty()) {
+    constexpr std::string_view kSuffix = ".pem";
+    if (version_part.size() <= kSuffix.size() ||
+        version_part.substr(version_part.size() - kSuffix.size()) != kSuffix) {
+      return not_found();
+    }
+    int64_t version = 0;
+    for (char c : version_part.substr(0, version_part.size() - kSuffix.size())) {
+      if (c < '0' || c > '9' || version > 1000000) return not_found();
+      version = version * 10 + (c - '0');
+    }
+    if (product->FindSigningKey(version) == nullptr) return not_found();
+    auto key = keys_->GetOrCreate(product->code, version);
+    if (!key.ok()) return ErrorResponse(key.status(), RandomUuid());
+    HttpResponse r;
+    r.headers.push_back({"Content-Type", "application/x-pem-file"});
+    r.body = (*key)->PublicPem();
+    return r;
+  }
+  std::vector<keys::PublicKeyEntry> entries;
+  for (const auto& ref : product->signing_keys) {
+    auto key = keys_->GetOrCreate(product->code, ref.version);
+    if (!key.ok()) return ErrorResponse(key.status(), RandomUuid());
+    entries.push_back(keys::PublicKeyEntry{ref.version, *key});
+  }
+  HttpResponse r;
+  r.headers.push_back({"Content-Type", "application/json"});
+  r.body = keys::Jwks(entries);
+  return r;
 }
 
 }  // namespace meterd::protocol

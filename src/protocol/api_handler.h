@@ -8,6 +8,7 @@
 #include "auth/sigv4.h"
 #include "catalog/catalog.h"
 #include "http/http_server.h"
+#include "keys/signing_keys.h"
 #include "metering/service.h"
 #include "model/service_model.h"
 
@@ -16,18 +17,24 @@ namespace meterd::protocol {
 class ApiHandler final : public http::HttpHandler {
  public:
   // None of the pointers is owned; all must outlive the handler.
+  // `keys` may be null (no /keys routes then).
   ApiHandler(const catalog::CatalogHolder* catalog, const auth::SigV4Verifier* verifier,
-             metering::MeteringService* service, const model::ServiceModel* model)
-      : catalog_(catalog), verifier_(verifier), service_(service), model_(model) {}
+             metering::MeteringService* service, const model::ServiceModel* model,
+             keys::SigningKeyStore* keys)
+      : catalog_(catalog), verifier_(verifier), service_(service), model_(model), keys_(keys) {}
 
   void Handle(HttpRequest request, http::Responder respond) override;
   HttpResponse Reject(http::RejectReason reason) override;
 
  private:
+  // GET /keys/<product> (JWKS) and GET /keys/<product>/<version>.pem: public, no credentials.
+  HttpResponse PublicKeys(std::string_view path) const;
+
   const catalog::CatalogHolder* catalog_;
   const auth::SigV4Verifier* verifier_;
   metering::MeteringService* service_;
   const model::ServiceModel* model_;
+  keys::SigningKeyStore* keys_;
 };
 
 }  // namespace meterd::protocol

@@ -142,6 +142,47 @@ std::string EncodeBatchMeterUsage(const metering::BatchMeterUsageOutput& out) {
   return body;
 }
 
+metering::RegisterUsageInput DecodeRegisterUsage(const json::Value& body) {
+  metering::RegisterUsageInput in;
+  in.product_code = StringMember(body, "ProductCode");
+  in.public_key_version = IntMember(body, "PublicKeyVersion");
+  if (const json::Value* nonce = body.Find("Nonce"); nonce != nullptr && nonce->is_string()) {
+    in.nonce = nonce->text();
+  }
+  return in;
+}
+
+metering::ResolveCustomerInput DecodeResolveCustomer(const json::Value& body) {
+  return metering::ResolveCustomerInput{StringMember(body, "RegistrationToken")};
+}
+
+std::string EncodeRegisterUsage(const metering::RegisterUsageOutput& out) {
+  std::string body = "{";
+  if (out.rotation_ms) {
+    body += "\"PublicKeyRotationTimestamp\":" + EpochSecondsText(*out.rotation_ms) + ",";
+  }
+  body += "\"Signature\":";
+  json::AppendQuoted(&body, out.signature);
+  body.push_back('}');
+  return body;
+}
+
+std::string EncodeResolveCustomer(const metering::ResolveCustomerOutput& out) {
+  std::string body = "{";
+  auto member = [&body](const char* name, const std::string& value) {
+    if (value.empty()) return;
+    if (body.size() > 1) body.push_back(',');
+    body.append("\"").append(name).append("\":");
+    json::AppendQuoted(&body, value);
+  };
+  member("CustomerIdentifier", out.customer_identifier);
+  member("ProductCode", out.product_code);
+  member("CustomerAWSAccountId", out.customer_aws_account_id);
+  member("LicenseArn", out.license_arn);
+  body.push_back('}');
+  return body;
+}
+
 std::string EncodeMeterUsage(const metering::MeterUsageOutput& out) {
   std::string body = "{\"MeteringRecordId\":";
   json::AppendQuoted(&body, out.metering_record_id);

@@ -13,8 +13,13 @@ namespace meterd::protocol {
 metering::BatchMeterUsageInput DecodeBatchMeterUsage(const json::Value& body);
 metering::MeterUsageInput DecodeMeterUsage(const json::Value& body);
 
+metering::RegisterUsageInput DecodeRegisterUsage(const json::Value& body);
+metering::ResolveCustomerInput DecodeResolveCustomer(const json::Value& body);
+
 std::string EncodeBatchMeterUsage(const metering::BatchMeterUsageOutput& out);
 std::string EncodeMeterUsage(const metering::MeterUsageOutput& out);
+std::string EncodeRegisterUsage(const metering::RegisterUsageOutput& out);
+std::string EncodeResolveCustomer(const metering::ResolveCustomerOutput& out);
 
 // Epoch seconds (integer, fraction or exponent form) -> milliseconds, exact, floored;
 // saturates far outside any window.

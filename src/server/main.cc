@@ -4,17 +4,27 @@
 //
 // This file wires the components together (the factory role); CLI11 is parsed only here.
 #include <CLI/CLI.hpp>
+#include <condition_variable>
 #include <csignal>
 #include <cstdio>
+#include <fstream>
+#include <future>
 #include <iostream>
 #include <memory>
+#include <mutex>
+#include <sstream>
 #include <string>
+#include <thread>
 
 #include "auth/sigv4.h"
 #include "catalog/catalog.h"
 #include "common/clock.h"
+#include "common/crypto.h"
 #include "common/time_util.h"
 #include "http/http_server.h"
+#include "json/json.h"
+#include "keys/jwt.h"
+#include "keys/signing_keys.h"
 #include "metering/service.h"
 #include "model/service_model.h"
 #include "protocol/api_handler.h"
@@ -37,6 +47,50 @@ struct ServeOptions {
   double batch_month_grace_hours = 6;
   double meter_usage_window_hours = 6;
   double future_skew_minutes = 5;
+  double token_ttl_hours = 4;
+  int task_metering_interval_seconds = 10;
+};
+
+// Options of the offline subcommands (keys export, tokens issue, verify-token).
+struct ToolOptions {
+  std::string data_dir = "./data";
+  std::string catalog_path;
+  std::string product;
+  int64_t version = 0;
+  std::string format = "pem";
+  std::string account;
+  std::string license;
+  std::string token;
+  std::string public_key_path;
+};
+
+// Runs `work` every `interval` on its own thread until stopped (task metering).
+class Ticker {
+ public:
+  Ticker(std::chrono::seconds interval, std::function<void()> work)
+      : thread_([this, interval, work = std::move(work)] {
+          std::unique_lock<std::mutex> lock(mu_);
+          while (!cv_.wait_for(lock, interval, [this] { return stopping_; })) {
+            lock.unlock();
+            work();
+            lock.lock();
+          }
+        }) {}
+  ~Ticker() { Stop(); }
+  void Stop() {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      stopping_ = true;
+    }
+    cv_.notify_all();
+    if (thread_.joinable()) thread_.join();
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool stopping_ = false;
+  std::thread thread_;
 };
 
 int Fail(const std::string& message) {
@@ -81,17 +135,37 @@ int Serve(const ServeOptions& opt) {
   auto store = store::OpenStore(opt.store, store_options);
   if (!store.ok()) return Fail(store.status().ToString());
 
-  metering::WindowSettings windows;
+  std::unique_ptr<keys::SigningKeyStore> signing_keys;
+  if (opt.store == "memory") {
+    signing_keys = keys::NewMemorySigningKeyStore();
+  } else {
+    auto opened = keys::NewFileSigningKeyStore(opt.data_dir + "/keys");
+    if (!opened.ok()) return Fail(opened.status().ToString());
+    signing_keys = std::move(opened).value();
+  }
+
+  metering::ServiceSettings settings;
   auto hours = [](double h) { return static_cast<int64_t>(h * 3600 * 1000); };
-  windows.batch_max_age_ms = hours(opt.batch_window_hours);
-  windows.batch_month_grace_ms = hours(opt.batch_month_grace_hours);
-  windows.meter_usage_max_age_ms = hours(opt.meter_usage_window_hours);
-  windows.max_future_ms = static_cast<int64_t>(opt.future_skew_minutes * 60 * 1000);
+  settings.windows.batch_max_age_ms = hours(opt.batch_window_hours);
+  settings.windows.batch_month_grace_ms = hours(opt.batch_month_grace_hours);
+  settings.windows.meter_usage_max_age_ms = hours(opt.meter_usage_window_hours);
+  settings.windows.max_future_ms = static_cast<int64_t>(opt.future_skew_minutes * 60 * 1000);
+  settings.token_ttl_ms = hours(opt.token_ttl_hours);
+  if (opt.task_metering_interval_seconds < 1) return Fail("--task-metering-interval-seconds >= 1");
 
   const model::ServiceModel& model = model::ServiceModel::Builtin();
   auth::SigV4Verifier verifier(&holder, model.signing_name());
-  metering::MeteringService service(&holder, clock.get(), store->get(), windows);
-  protocol::ApiHandler handler(&holder, &verifier, &service, &model);
+  metering::MeteringService service(&holder, clock.get(), store->get(), signing_keys.get(),
+                                    settings);
+  if (Status st = service.PrepareCatalog(); !st.ok()) return Fail(st.ToString());
+  if (Status st = service.MeterTaskRuns(); !st.ok()) return Fail(st.ToString());
+  Ticker task_metering(std::chrono::seconds(opt.task_metering_interval_seconds), [&service] {
+    if (Status st = service.MeterTaskRuns(); !st.ok()) {
+      std::cerr << "meterd: task metering pass failed (retried next pass): " << st.ToString()
+                << std::endl;
+    }
+  });
+  protocol::ApiHandler handler(&holder, &verifier, &service, &model, signing_keys.get());
 
   http::HttpServerOptions http_options;
   size_t colon = opt.listen.rfind(':');
@@ -126,7 +200,111 @@ int Serve(const ServeOptions& opt) {
   std::cerr << "meterd: stopping (signal " << received << ")" << std::endl;
   // Stop taking requests, then let the writer finish (and fsync) what was queued.
   server->Stop();
+  task_metering.Stop();
   (*store)->Close();
+  return 0;
+}
+
+std::string ReadFile(const std::string& path, bool* ok) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream buffer;
+  buffer << in.rdbuf();
+  *ok = static_cast<bool>(in);
+  return buffer.str();
+}
+
+// meterd keys export: the public keys of a product, as PEM (one version) or JWKS (all).
+int KeysExport(const ToolOptions& opt) {
+  using namespace meterd;
+  auto catalog = catalog::Catalog::LoadFile(opt.catalog_path, WallClockMillis());
+  if (!catalog.ok()) return Fail(catalog.status().message());
+  const catalog::Product* product = (*catalog)->FindProduct(opt.product);
+  if (product == nullptr || product->signing_keys.empty()) {
+    return Fail("product " + opt.product + " has no signing keys in the catalog");
+  }
+  auto store = keys::NewFileSigningKeyStore(opt.data_dir + "/keys");
+  if (!store.ok()) return Fail(store.status().ToString());
+  std::vector<keys::PublicKeyEntry> entries;
+  for (const auto& ref : product->signing_keys) {
+    if (opt.format == "pem" && opt.version != 0 && ref.version != opt.version) continue;
+    if (!ref.private_key_pem.empty()) {
+      if (Status st = (*store)->Import(product->code, ref.version, ref.private_key_pem); !st.ok()) {
+        return Fail(st.ToString());
+      }
+    }
+    auto key = (*store)->GetOrCreate(product->code, ref.version);
+    if (!key.ok()) return Fail(key.status().ToString());
+    entries.push_back(keys::PublicKeyEntry{ref.version, *key});
+  }
+  if (opt.format == "jwks") {
+    std::cout << keys::Jwks(entries) << std::endl;
+    return 0;
+  }
+  if (opt.format != "pem") return Fail("--format must be pem or jwks");
+  if (opt.version == 0 && entries.size() != 1) return Fail("--version is required for pem");
+  if (entries.empty()) return Fail("no key version " + std::to_string(opt.version));
+  std::cout << entries[0].key->PublicPem();
+  return 0;
+}
+
+// meterd tokens issue: a new registration token for (product, buyer[, license]), stored in the
+// data dir (the running server resolves it at once).
+int TokensIssue(const ToolOptions& opt) {
+  using namespace meterd;
+  auto catalog = catalog::Catalog::LoadFile(opt.catalog_path, WallClockMillis());
+  if (!catalog.ok()) return Fail(catalog.status().message());
+  const catalog::Product* product = (*catalog)->FindProduct(opt.product);
+  if (product == nullptr || product->kind != catalog::ProductKind::kSaas) {
+    return Fail("unknown SaaS product " + opt.product);
+  }
+  if ((*catalog)->FindAccount(opt.account) == nullptr)
+    return Fail("unknown account " + opt.account);
+  if (!opt.license.empty()) {
+    const catalog::Subscription* license = (*catalog)->FindLicense(opt.license);
+    if (license == nullptr || license->account != opt.account ||
+        license->product != product->code) {
+      return Fail("--license is not a license of this account and product");
+    }
+  } else if (product->integration == catalog::Integration::kConcurrentAgreements) {
+    return Fail("a product with concurrent agreements needs --license");
+  }
+  store::StoreOptions options;
+  options.data_dir = opt.data_dir;
+  auto store = store::OpenStore("sqlite", options);
+  if (!store.ok()) return Fail(store.status().ToString());
+  store::RegistrationTokenRow row{"mrt-" + RandomUuid(), product->seller, product->code,
+                                  opt.account,           opt.license,     WallClockMillis()};
+  std::promise<Status> committed;
+  (*store)->Submit(
+      store::WriteUnit{[&row](store::Transaction& txn) { return txn.PutRegistrationToken(row); },
+                       [&committed](const Status& st) { committed.set_value(st); }});
+  Status st = committed.get_future().get();
+  (*store)->Close();
+  if (!st.ok()) return Fail(st.ToString());
+  std::cout << row.token << std::endl;
+  return 0;
+}
+
+// meterd verify-token: checks a RegisterUsage signature offline with a public key PEM.
+int VerifyToken(const ToolOptions& opt) {
+  using namespace meterd;
+  bool ok = false;
+  std::string pem = ReadFile(opt.public_key_path, &ok);
+  if (!ok) return Fail("cannot read " + opt.public_key_path);
+  auto verified = keys::VerifyPs256Jwt(opt.token, pem);
+  if (!verified.ok()) {
+    std::cerr << "meterd: token is NOT valid: " << verified.status().message() << std::endl;
+    return 1;
+  }
+  if (!opt.product.empty()) {
+    auto payload = json::Parse(verified->payload_json);
+    const json::Value* code = payload.ok() ? payload->Find("productCode") : nullptr;
+    if (code == nullptr || !code->is_string() || code->text() != opt.product) {
+      std::cerr << "meterd: token is NOT for product " << opt.product << std::endl;
+      return 1;
+    }
+  }
+  std::cout << verified->payload_json << std::endl;
   return 0;
 }
 
@@ -176,7 +354,44 @@ int main(int argc, char** argv) {
       ->add_option("--future-skew-minutes", opt.future_skew_minutes,
                    "How far ahead of now a record may be stamped")
       ->capture_default_str();
+  serve
+      ->add_option("--token-ttl-hours", opt.token_ttl_hours,
+                   "ResolveCustomer: how long a registration token resolves (D12)")
+      ->capture_default_str();
+  serve
+      ->add_option("--task-metering-interval-seconds", opt.task_metering_interval_seconds,
+                   "How often the hours of running container tasks are written (D11)")
+      ->capture_default_str();
+
+  ToolOptions tool;
+  CLI::App* keys_cmd = app.add_subcommand("keys", "Signing keys of container products");
+  keys_cmd->require_subcommand(1);
+  CLI::App* keys_export = keys_cmd->add_subcommand("export", "Print a product's public keys");
+  keys_export->add_option("--data", tool.data_dir, "Data directory")->capture_default_str();
+  keys_export->add_option("--catalog", tool.catalog_path, "Catalog JSON file")->required();
+  keys_export->add_option("--product", tool.product, "Product code")->required();
+  keys_export->add_option("--version", tool.version, "Key version (pem)");
+  keys_export->add_option("--format", tool.format, "pem or jwks")->capture_default_str();
+
+  CLI::App* tokens_cmd = app.add_subcommand("tokens", "Registration tokens (ResolveCustomer)");
+  tokens_cmd->require_subcommand(1);
+  CLI::App* tokens_issue = tokens_cmd->add_subcommand("issue", "Issue a registration token");
+  tokens_issue->add_option("--data", tool.data_dir, "Data directory")->capture_default_str();
+  tokens_issue->add_option("--catalog", tool.catalog_path, "Catalog JSON file")->required();
+  tokens_issue->add_option("--product", tool.product, "SaaS product code")->required();
+  tokens_issue->add_option("--account", tool.account, "Buyer account id")->required();
+  tokens_issue->add_option("--license", tool.license, "LicenseArn (concurrent agreements)");
+
+  CLI::App* verify = app.add_subcommand(
+      "verify-token", "Verify a RegisterUsage signature (JWT, PS256) with a public key");
+  verify->add_option("--token", tool.token, "The Signature returned by RegisterUsage")->required();
+  verify->add_option("--public-key", tool.public_key_path, "Public key PEM file")->required();
+  verify->add_option("--product", tool.product, "Also require this productCode");
+
   CLI11_PARSE(app, argc, argv);
   if (serve->parsed()) return Serve(opt);
+  if (keys_export->parsed()) return KeysExport(tool);
+  if (tokens_issue->parsed()) return TokensIssue(tool);
+  if (verify->parsed()) return VerifyToken(tool);
   return 0;
 }

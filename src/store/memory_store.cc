@@ -17,6 +17,8 @@ class MemoryBackend final : public Backend, public Transaction {
     pending_usage_.clear();
     pending_tokens_.clear();
     pending_entitlements_.clear();
+    pending_runs_.clear();
+    pending_reg_tokens_.clear();
     return Status::Ok();
   }
   Transaction& txn() override { return *this; }
@@ -25,10 +27,9 @@ class MemoryBackend final : public Backend, public Transaction {
     for (auto& [key, value] : pending_usage_) usage_.emplace(key, std::move(value));
     for (auto& [key, value] : pending_tokens_) tokens_.emplace(key, std::move(value));
     for (auto& key : pending_entitlements_) entitlements_.insert(key);
-    pending_usage_.clear();
-    pending_tokens_.clear();
-    pending_entitlements_.clear();
-    return Status::Ok();
+    for (auto& [key, value] : pending_runs_) runs_[key] = std::move(value);
+    for (auto& [key, value] : pending_reg_tokens_) reg_tokens_[key] = std::move(value);
+    return Begin();
   }
   void Rollback() override { (void)Begin(); }
   Result<int64_t> CountUsageRows() override {
@@ -75,8 +76,58 @@ class MemoryBackend final : public Backend, public Transaction {
     return Status::Ok();
   }
 
+  Status OpenRunIfAbsent(const MeteredRun& run) override {
+    auto key = std::make_pair(run.workload_id, run.product_code);
+    if (Lookup(pending_runs_, runs_, key) == nullptr) pending_runs_[key] = {run, -1};
+    return Status::Ok();
+  }
+  Result<std::vector<MeteredRun>> ListOpenRuns() override {
+    std::map<std::pair<std::string, std::string>, RunState> merged = runs_;
+    for (const auto& [key, value] : pending_runs_) merged[key] = value;
+    std::vector<MeteredRun> out;
+    for (const auto& [key, value] : merged) {
+      if (value.stopped_ms < 0) out.push_back(value.run);
+    }
+    return out;
+  }
+  Status StopRun(const std::string& workload, const std::string& product,
+                 int64_t stopped_ms) override {
+    auto key = std::make_pair(workload, product);
+    const RunState* state = Lookup(pending_runs_, runs_, key);
+    if (state != nullptr && state->stopped_ms < 0) pending_runs_[key] = {state->run, stopped_ms};
+    return Status::Ok();
+  }
+  Result<std::optional<RegistrationTokenRow>> FindRegistrationToken(
+      const std::string& token) override {
+    const RegistrationTokenRow* row = Lookup(pending_reg_tokens_, reg_tokens_, token);
+    return row ? std::optional<RegistrationTokenRow>(*row) : std::nullopt;
+  }
+  Status PutRegistrationToken(const RegistrationTokenRow& row) override {
+    if (Lookup(pending_reg_tokens_, reg_tokens_, row.token) == nullptr) {
+      pending_reg_tokens_[row.token] = row;
+    }
+    return Status::Ok();
+  }
+
  private:
-  std::mutex mu_;  // guards the committed maps against CountUsageRows from other threads
+  struct RunState {
+    MeteredRun run;
+    int64_t stopped_ms = -1;
+  };
+  template <typename Map, typename Key>
+  static const typename Map::mapped_type* Lookup(const Map& pending, const Map& committed,
+                                                 const Key& key) {
+    for (const Map* map : {&pending, &committed}) {
+      auto it = map->find(key);
+      if (it != map->end()) return &it->second;
+    }
+    return nullptr;
+  }
+
+  std::mutex mu_;
+  std::map<std::pair<std::string, std::string>, RunState> runs_, pending_runs_;
+  std::map<std::string, RegistrationTokenRow> reg_tokens_,
+      pending_reg_tokens_;  // guards the committed maps against CountUsageRows from other threads
   std::map<std::string, UsageRow> usage_, pending_usage_;
   std::map<std::pair<std::string, std::string>, ClientTokenEntry> tokens_, pending_tokens_;
   std::set<std::pair<std::string, std::string>> entitlements_, pending_entitlements_;

@@ -47,6 +47,21 @@ CREATE TABLE IF NOT EXISTS client_tokens (
   created_ms INTEGER NOT NULL,
   PRIMARY KEY (caller, token)
 );
+CREATE TABLE IF NOT EXISTS metered_runs (
+  workload_id TEXT NOT NULL,
+  product_code TEXT NOT NULL,
+  started_ms INTEGER NOT NULL,
+  stopped_ms INTEGER,
+  PRIMARY KEY (workload_id, product_code)
+);
+CREATE TABLE IF NOT EXISTS registration_tokens (
+  token TEXT NOT NULL PRIMARY KEY,
+  seller_account TEXT NOT NULL,
+  product_code TEXT NOT NULL,
+  customer_account TEXT NOT NULL,
+  license_arn TEXT NOT NULL,
+  issued_ms INTEGER NOT NULL
+);
 CREATE TABLE IF NOT EXISTS workload_entitlements (
   workload_id TEXT NOT NULL,
   product_code TEXT NOT NULL,
@@ -109,6 +124,11 @@ class SqliteBackend final : public Backend, public Transaction {
     put_token_.reset();
     find_entitlement_.reset();
     put_entitlement_.reset();
+    open_run_.reset();
+    open_runs_.reset();
+    stop_run_.reset();
+    find_reg_token_.reset();
+    put_reg_token_.reset();
     begin_.reset();
     commit_.reset();
     rollback_.reset();
@@ -163,6 +183,31 @@ class SqliteBackend final : public Backend, public Transaction {
         db_,
         "INSERT INTO workload_entitlements (workload_id, product_code, first_call_ms) VALUES "
         "(?1, ?2, ?3) ON CONFLICT DO NOTHING"));
+    open_run_ = std::make_unique<Statement>();
+    METERD_RETURN_IF_ERROR(open_run_->Prepare(
+        db_,
+        "INSERT INTO metered_runs (workload_id, product_code, started_ms) VALUES (?1, ?2, ?3) "
+        "ON CONFLICT DO NOTHING"));
+    open_runs_ = std::make_unique<Statement>();
+    METERD_RETURN_IF_ERROR(open_runs_->Prepare(
+        db_,
+        "SELECT workload_id, product_code, started_ms FROM metered_runs WHERE stopped_ms IS "
+        "NULL ORDER BY workload_id, product_code"));
+    stop_run_ = std::make_unique<Statement>();
+    METERD_RETURN_IF_ERROR(stop_run_->Prepare(
+        db_,
+        "UPDATE metered_runs SET stopped_ms = ?3 WHERE workload_id = ?1 AND product_code = ?2 "
+        "AND stopped_ms IS NULL"));
+    find_reg_token_ = std::make_unique<Statement>();
+    METERD_RETURN_IF_ERROR(find_reg_token_->Prepare(
+        db_,
+        "SELECT seller_account, product_code, customer_account, license_arn, issued_ms FROM "
+        "registration_tokens WHERE token = ?1"));
+    put_reg_token_ = std::make_unique<Statement>();
+    METERD_RETURN_IF_ERROR(put_reg_token_->Prepare(
+        db_,
+        "INSERT INTO registration_tokens (token, seller_account, product_code, customer_account, "
+        "license_arn, issued_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT DO NOTHING"));
     begin_ = std::make_unique<Statement>();
     METERD_RETURN_IF_ERROR(begin_->Prepare(db_, "BEGIN IMMEDIATE"));
     commit_ = std::make_unique<Statement>();
@@ -298,6 +343,63 @@ class SqliteBackend final : public Backend, public Transaction {
     return rc == SQLITE_DONE ? Status::Ok() : SqlError(db_, "put entitlement");
   }
 
+  Status OpenRunIfAbsent(const MeteredRun& run) override {
+    Statement& s = *open_run_;
+    s.Bind(1, run.workload_id);
+    s.Bind(2, run.product_code);
+    s.Bind(3, run.started_ms);
+    return Run(s, "open run");
+  }
+
+  Result<std::vector<MeteredRun>> ListOpenRuns() override {
+    Statement& s = *open_runs_;
+    std::vector<MeteredRun> runs;
+    int rc;
+    while ((rc = s.Step()) == SQLITE_ROW)
+      runs.push_back(MeteredRun{s.Text(0), s.Text(1), s.Int(2)});
+    s.Reset();
+    if (rc != SQLITE_DONE) return SqlError(db_, "list runs");
+    return runs;
+  }
+
+  Status StopRun(const std::string& workload, const std::string& product,
+                 int64_t stopped_ms) override {
+    Statement& s = *stop_run_;
+    s.Bind(1, workload);
+    s.Bind(2, product);
+    s.Bind(3, stopped_ms);
+    return Run(s, "stop run");
+  }
+
+  Result<std::optional<RegistrationTokenRow>> FindRegistrationToken(
+      const std::string& token) override {
+    Statement& s = *find_reg_token_;
+    s.Bind(1, token);
+    int rc = s.Step();
+    if (rc == SQLITE_DONE) {
+      s.Reset();
+      return std::optional<RegistrationTokenRow>();
+    }
+    if (rc != SQLITE_ROW) {
+      s.Reset();
+      return SqlError(db_, "find registration token");
+    }
+    RegistrationTokenRow row{token, s.Text(0), s.Text(1), s.Text(2), s.Text(3), s.Int(4)};
+    s.Reset();
+    return std::optional<RegistrationTokenRow>(std::move(row));
+  }
+
+  Status PutRegistrationToken(const RegistrationTokenRow& row) override {
+    Statement& s = *put_reg_token_;
+    s.Bind(1, row.token);
+    s.Bind(2, row.seller_account);
+    s.Bind(3, row.product_code);
+    s.Bind(4, row.customer_account);
+    s.Bind(5, row.license_arn);
+    s.Bind(6, row.issued_ms);
+    return Run(s, "put registration token");
+  }
+
  private:
   Status Exec(const char* sql) {
     char* err = nullptr;
@@ -340,7 +442,8 @@ class SqliteBackend final : public Backend, public Transaction {
   sqlite3* read_db_ = nullptr;
   std::mutex read_mu_;
   std::unique_ptr<Statement> insert_usage_, find_usage_, find_token_, put_token_, find_entitlement_,
-      put_entitlement_, begin_, commit_, rollback_, count_;
+      put_entitlement_, open_run_, open_runs_, stop_run_, find_reg_token_, put_reg_token_, begin_,
+      commit_, rollback_, count_;
 };
 
 }  // namespace

@@ -55,6 +55,23 @@ struct ClientTokenEntry {
   int64_t created_ms = 0;
 };
 
+// A container task's metered run (D11): from the first RegisterUsage to the task's stop.
+struct MeteredRun {
+  std::string workload_id;
+  std::string product_code;
+  int64_t started_ms = 0;
+};
+
+// A registration token (ResolveCustomer): from the catalog or issued by meterd.
+struct RegistrationTokenRow {
+  std::string token;
+  std::string seller_account;
+  std::string product_code;
+  std::string customer_account;
+  std::string license_arn;
+  int64_t issued_ms = 0;
+};
+
 // Reads and writes inside one group-commit transaction. Only valid inside the `apply` function
 // it was handed to, on the writer thread; not thread-safe. Errors are store errors (kIoError,
 // kCorruption): they fail the whole group, which is then rolled back.
@@ -72,6 +89,15 @@ class Transaction {
   virtual Result<bool> HasEntitlement(const std::string& workload, const std::string& product) = 0;
   virtual Status PutEntitlement(const std::string& workload, const std::string& product,
                                 int64_t now_ms) = 0;
+  // Metered runs: at most one per (workload, product); a stopped run stays stopped.
+  virtual Status OpenRunIfAbsent(const MeteredRun& run) = 0;
+  virtual Result<std::vector<MeteredRun>> ListOpenRuns() = 0;
+  virtual Status StopRun(const std::string& workload, const std::string& product,
+                         int64_t stopped_ms) = 0;
+  // Registration tokens: Put keeps an existing row as it is (first issue time wins).
+  virtual Result<std::optional<RegistrationTokenRow>> FindRegistrationToken(
+      const std::string& token) = 0;
+  virtual Status PutRegistrationToken(const RegistrationTokenRow& row) = 0;
 };
 
 // One unit of work for the writer. `apply` runs on the writer thread inside the group's

@@ -32,11 +32,19 @@ export const INITECH_EC2 = cred('AKIAINITECEC2000001', 'initechEc2SecretKey00000
 export const TEMP_EC2 = cred('ASIAGLOBEXTEMP000001', 'globexTempSecretKey0000000000000000000001',
   'FwoGZXIvYXdzEGlobexSessionToken0001');
 export const DISABLED = cred('AKIADISABLEDKEY00001', 'disabledSecretKey00000000000000000000001');
+export const FARGATE = cred('AKIAGLOBEXFGT000001', 'globexFargateSecretKey000000000000000001');
+export const INITECH_ECS = cred('AKIAINITECECS000001', 'initechEcsSecretKey0000000000000000000001');
 
 export const CA_LICENSE = 'arn:aws:license-manager::294406891311:license:l-0a1b2c3d4e5f60718293a4b5c6d7e8f9';
 export const EXPIRED_LICENSE = 'arn:aws:license-manager::294406891311:license:l-00000000000000000000000000expired';
 export const INITECH_LICENSE = 'arn:aws:license-manager::294406891311:license:l-11111111111111111111111111initech';
 export const OTHER_PRODUCT_LICENSE = 'arn:aws:license-manager::294406891311:license:l-22222222222222222222222222other01';
+
+// Registration tokens of tests/fixtures/catalog.test.json (ResolveCustomer).
+export const TOKEN_LEGACY = 'demo-registration-token-globex-acmesaas01';
+export const TOKEN_CA = 'demo-registration-token-globex-acmesaasca1';
+export const TOKEN_OTHER_SELLER = 'registration-token-other-seller-othersaas01';
+export const TOKEN_ISSUED_2020 = 'registration-token-issued-2020-acmesaas01';
 
 /** One meterd process. `await new Meterd().start()`, then `await m.cleanup()`. */
 export class Meterd {

@@ -20,7 +20,6 @@ import {
   DisabledApiException,
   DuplicateRequestException,
   IdempotencyConflictException,
-  InternalServiceErrorException,
   InvalidCustomerIdentifierException,
   InvalidEndpointRegionException,
   InvalidLicenseException,
@@ -29,12 +28,11 @@ import {
   InvalidUsageAllocationsException,
   InvalidUsageDimensionException,
   MeterUsageCommand,
-  RegisterUsageCommand,
   TimestampOutOfBoundsException,
 } from '@aws-sdk/client-marketplace-metering';
 
 import {
-  AGENTCORE, CA_LICENSE, DISABLED, EC2, ECS, EKS_WEST, EXPIRED_LICENSE, INITECH_EC2,
+  AGENTCORE, CA_LICENSE, DISABLED, EC2, EKS_WEST, EXPIRED_LICENSE, INITECH_EC2,
   INITECH_LICENSE, Meterd, OTHER_PRODUCT_LICENSE, SELLER, TEMP_EC2,
 } from './meterd_harness.mjs';
 
@@ -683,17 +681,6 @@ describe('authentication', () => {
 // ---------------------------------------------------------------------------------------------
 
 describe('not built yet', () => {
-  const m = withServer();
-
-  // RegisterUsage is recognised but not implemented: it answers 500 InternalServiceErrorException
-  // for now. This test changes with the next issue (RegisterUsage), which replaces it with real
-  // RegisterUsage tests. maxAttempts: 1, so the SDK does not retry the 500.
-  test('RegisterUsage currently answers 500 InternalServiceErrorException', async () => {
-    const err = await expectError(m.client(ECS, { maxAttempts: 1 }).send(new RegisterUsageCommand({
-      ProductCode: 'acmectr001', PublicKeyVersion: 1,
-    })), 'InternalServiceErrorException', 500, { ctor: InternalServiceErrorException });
-    assert.equal(err.$metadata.attempts, 1);
-  });
-
+  // RegisterUsage and ResolveCustomer are tested in register_resolve.test.mjs.
   test('SDK retries a transient server fault', { skip: 'meterd has no fault injection yet' }, () => {});
 });

@@ -27,6 +27,18 @@ INITECH_EC2 = ("AKIAINITECEC2000001", "initechEc2SecretKey0000000000000000000001
 TEMP_EC2 = ("ASIAGLOBEXTEMP000001", "globexTempSecretKey0000000000000000000001",
             "FwoGZXIvYXdzEGlobexSessionToken0001")
 DISABLED = ("AKIADISABLEDKEY00001", "disabledSecretKey00000000000000000000001")
+FARGATE = ("AKIAGLOBEXFGT000001", "globexFargateSecretKey000000000000000001")
+INITECH_ECS = ("AKIAINITECECS000001", "initechEcsSecretKey0000000000000000000001")
+
+# Workload ids (for catalogs that tests derive, e.g. with "stoppedAt").
+ECS_TASK = "arn:aws:ecs:us-east-1:444455556666:task/prod/0f1e2d3c4b5a69788796a5b4c3d2e1f0"
+FARGATE_TASK = "arn:aws:ecs:us-east-1:444455556666:task/fargate/7a6b5c4d3e2f10011223344556677889"
+
+# Registration tokens (ResolveCustomer).
+TOKEN_GLOBEX_SAAS = "demo-registration-token-globex-acmesaas01"
+TOKEN_GLOBEX_CA = "demo-registration-token-globex-acmesaasca1"
+TOKEN_OTHER_SELLER = "registration-token-other-seller-othersaas01"
+TOKEN_ISSUED_2020 = "registration-token-issued-2020-acmesaas01"
 
 CA_LICENSE = "arn:aws:license-manager::294406891311:license:l-0a1b2c3d4e5f60718293a4b5c6d7e8f9"
 EXPIRED_LICENSE = "arn:aws:license-manager::294406891311:license:l-00000000000000000000000000expired"

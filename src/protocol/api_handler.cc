@@ -93,6 +93,32 @@ void ApiHandler::Handle(HttpRequest request, http::Responder respond) {
                                          : "Unknown operation " + std::string(*target) + "."));
   }
 
+  metering::CallContext ctx;
+  ctx.request_id = request_id;
+  ctx.region = verified->region;
+  {
+    std::shared_ptr<const catalog::Catalog> catalog = catalog_->Get();
+    const catalog::CredentialEntry* cred = catalog->FindCredential(verified->access_key_id);
+    if (cred == nullptr) {
+      // The key vanished between verification and now (a catalog change).
+      return fail(Status(StatusCode::kUnrecognizedClient,
+                         "The security token included in the request is invalid."));
+    }
+    ctx.caller.access_key_id = verified->access_key_id;
+    ctx.caller.workload_id = cred->workload;
+    if (!cred->workload.empty()) {
+      const catalog::Workload* w = catalog->FindWorkload(cred->workload);
+      ctx.caller.account = w ? w->account : "";
+    } else {
+      ctx.caller.account = cred->account;
+    }
+  }
+
+  // D14: every call counts against its bucket, also the ones that fail validation later.
+  if (throttler_ != nullptr && !throttler_->Allow(ctx.caller.account, ctx.region, operation)) {
+    return fail(Status(StatusCode::kThrottling, "Rate exceeded"));
+  }
+
   // An empty body is the empty input (Smithy awsJson).
   Result<json::Value> body = request.body.find_first_not_of(" \t\r\n") == std::string::npos
                                  ? Result<json::Value>(json::Value::Object({}))
@@ -113,27 +139,6 @@ void ApiHandler::Handle(HttpRequest request, http::Responder respond) {
                              model::FormatViolations(violations)));
     }
     return fail(Status(StatusCode::kValidation, model::FormatViolations(violations)));
-  }
-
-  metering::CallContext ctx;
-  ctx.request_id = request_id;
-  ctx.region = verified->region;
-  {
-    std::shared_ptr<const catalog::Catalog> catalog = catalog_->Get();
-    const catalog::CredentialEntry* cred = catalog->FindCredential(verified->access_key_id);
-    if (cred == nullptr) {
-      // The key vanished between verification and now (a catalog change).
-      return fail(Status(StatusCode::kUnrecognizedClient,
-                         "The security token included in the request is invalid."));
-    }
-    ctx.caller.access_key_id = verified->access_key_id;
-    ctx.caller.workload_id = cred->workload;
-    if (!cred->workload.empty()) {
-      const catalog::Workload* w = catalog->FindWorkload(cred->workload);
-      ctx.caller.account = w ? w->account : "";
-    } else {
-      ctx.caller.account = cred->account;
-    }
   }
 
   // The service answers on the store's writer thread; encoding happens on the event loop.

@@ -10,6 +10,7 @@
 #include "http/http_server.h"
 #include "keys/signing_keys.h"
 #include "metering/service.h"
+#include "metering/throttle.h"
 #include "model/service_model.h"
 
 namespace meterd::protocol {
@@ -17,11 +18,16 @@ namespace meterd::protocol {
 class ApiHandler final : public http::HttpHandler {
  public:
   // None of the pointers is owned; all must outlive the handler.
-  // `keys` may be null (no /keys routes then).
+  // `keys` may be null (no /keys routes then); `throttler` may be null (no throttling).
   ApiHandler(const catalog::CatalogHolder* catalog, const auth::SigV4Verifier* verifier,
              metering::MeteringService* service, const model::ServiceModel* model,
-             keys::SigningKeyStore* keys)
-      : catalog_(catalog), verifier_(verifier), service_(service), model_(model), keys_(keys) {}
+             keys::SigningKeyStore* keys, metering::Throttler* throttler)
+      : catalog_(catalog),
+        verifier_(verifier),
+        service_(service),
+        model_(model),
+        keys_(keys),
+        throttler_(throttler) {}
 
   void Handle(HttpRequest request, http::Responder respond) override;
   HttpResponse Reject(http::RejectReason reason) override;
@@ -35,6 +41,7 @@ class ApiHandler final : public http::HttpHandler {
   metering::MeteringService* service_;
   const model::ServiceModel* model_;
   keys::SigningKeyStore* keys_;
+  metering::Throttler* throttler_;
 };
 
 }  // namespace meterd::protocol

@@ -26,6 +26,7 @@
 #include "keys/jwt.h"
 #include "keys/signing_keys.h"
 #include "metering/service.h"
+#include "metering/throttle.h"
 #include "model/service_model.h"
 #include "protocol/api_handler.h"
 #include "store/store.h"
@@ -49,6 +50,8 @@ struct ServeOptions {
   double future_skew_minutes = 5;
   double token_ttl_hours = 4;
   int task_metering_interval_seconds = 10;
+  std::string throttle = "on";
+  meterd::metering::ThrottleSettings throttle_rates;
 };
 
 // Options of the offline subcommands (keys export, tokens issue, verify-token).
@@ -165,7 +168,12 @@ int Serve(const ServeOptions& opt) {
                 << std::endl;
     }
   });
-  protocol::ApiHandler handler(&holder, &verifier, &service, &model, signing_keys.get());
+  if (opt.throttle != "on" && opt.throttle != "off") return Fail("--throttle must be on or off");
+  metering::ThrottleSettings throttle_settings = opt.throttle_rates;
+  throttle_settings.enabled = opt.throttle == "on";
+  metering::Throttler throttler(clock.get(), throttle_settings);
+  protocol::ApiHandler handler(&holder, &verifier, &service, &model, signing_keys.get(),
+                               &throttler);
 
   http::HttpServerOptions http_options;
   size_t colon = opt.listen.rfind(':');
@@ -361,6 +369,29 @@ int main(int argc, char** argv) {
   serve
       ->add_option("--task-metering-interval-seconds", opt.task_metering_interval_seconds,
                    "How often the hours of running container tasks are written (D11)")
+      ->capture_default_str();
+
+  serve->add_option("--throttle", opt.throttle, "Throttling (D14): on or off")
+      ->capture_default_str();
+  serve
+      ->add_option("--throttle-batch-meter-usage", opt.throttle_rates.batch_meter_usage,
+                   "BatchMeterUsage requests/s per account and region")
+      ->capture_default_str();
+  serve
+      ->add_option("--throttle-meter-usage", opt.throttle_rates.meter_usage,
+                   "MeterUsage requests/s per account and region")
+      ->capture_default_str();
+  serve
+      ->add_option("--throttle-register-usage", opt.throttle_rates.register_usage,
+                   "RegisterUsage requests/s per account and region")
+      ->capture_default_str();
+  serve
+      ->add_option("--throttle-resolve-customer", opt.throttle_rates.resolve_customer,
+                   "ResolveCustomer requests/s per account and region")
+      ->capture_default_str();
+  serve
+      ->add_option("--throttle-burst-seconds", opt.throttle_rates.burst_factor,
+                   "A full bucket holds this many seconds of its rate")
       ->capture_default_str();
 
   ToolOptions tool;

@@ -186,12 +186,14 @@ class ServerTestCase(unittest.TestCase):
 
     catalog = TEST_CATALOG
     extra_args = ()
+    throttle = False  # True: the server throttles (D14), as it does by default
     maxDiff = None
 
     @classmethod
     def setUpClass(cls):
         require_binary()
-        cls.server = Meterd(catalog=cls.catalog, extra_args=list(cls.extra_args))
+        cls.server = Meterd(catalog=cls.catalog, extra_args=list(cls.extra_args),
+                            throttle=cls.throttle)
         cls.server.start()
         cls.slots = Slots()
         cls._clients = {}

@@ -13,7 +13,8 @@ import botocore.auth  # noqa: E402
 from botocore.config import Config  # noqa: E402
 
 from e2e_support import (  # noqa: E402
-    AMI, DISABLED, EC2, SAAS, SELLER, ServerTestCase, dt, record)
+    AMI, CTR, DISABLED, EC2, ECS, EKS_WEST, OTHER_SELLER, SAAS, SELLER, ServerTestCase, dt,
+    ledger_snapshot, record)
 
 
 class AuthTests(ServerTestCase):
@@ -108,9 +109,58 @@ class AuthTests(ServerTestCase):
             e.meter_usage(ProductCode=AMI, UsageDimension="hosts",
                           Timestamp=datetime.datetime(2020, 1, 1, tzinfo=datetime.timezone.utc))
 
-    @unittest.skip("ThrottlingException (D14) is not built in meterd yet")
-    def test_throttling(self):
-        pass
+
+class ThrottlingTests(ServerTestCase):
+    """D14, with the server's default rates. Buckets refill with the business clock: a frozen
+    test clock makes the burst exact whatever the machine's speed."""
+
+    extra_args = ("--clock", "manual")
+    throttle = True
+
+    def test_throttling_per_account_region_and_operation(self):
+        """MeterUsage 10/s with bursts of 20 per (account, region): a tight loop of 60 calls
+        from one buyer is throttled (400 ThrottlingException); another operation and another
+        region have their own buckets; a throttled call stores nothing."""
+        c = self.client(EC2)  # one attempt: we want to see the throttles
+        h = self.slots.meter_hour("throttle:ec2:hosts")
+        before = ledger_snapshot(self.server.data_dir)[0]
+        outcomes = []
+        for _ in range(60):
+            try:
+                c.meter_usage(ProductCode=AMI, UsageDimension="hosts", Timestamp=dt(h),
+                              UsageQuantity=1)
+                outcomes.append(200)
+            except botocore.exceptions.ClientError as e:
+                self.assertEqual(e.response["Error"]["Code"], "ThrottlingException")
+                self.assertEqual(e.response["ResponseMetadata"]["HTTPStatusCode"], 400)
+                outcomes.append(400)
+        self.assertEqual(outcomes, [200] * 20 + [400] * 40)
+        self.assertEqual(ledger_snapshot(self.server.data_dir)[0] - before, 1)  # one hour
+        # The same buyer account's other workload shares the (account, region) bucket...
+        with self.assertRaises(botocore.exceptions.ClientError) as cm:
+            self.client(ECS).meter_usage(ProductCode=CTR, UsageDimension="nodes", Timestamp=dt(h))
+        self.assertEqual(cm.exception.response["Error"]["Code"], "ThrottlingException")
+        # ...but not the seller's BatchMeterUsage, nor another region.
+        self.client(SELLER).batch_meter_usage(ProductCode=SAAS, UsageRecords=[])
+        self.client(EKS_WEST, region="us-west-2").meter_usage(
+            ProductCode=CTR, UsageDimension="nodes", Timestamp=dt(h), UsageQuantity=1)
+
+
+
+class SdkBackOffTests(ServerTestCase):
+    """A real clock and a low rate (5/s, bucket of 5): faster than that, boto3's own retry logic
+    (standard mode) is what gets every call through."""
+
+    extra_args = ("--throttle-batch-meter-usage", "5", "--throttle-burst-seconds", "1")
+    throttle = True
+
+    def test_sdk_backs_off_and_succeeds(self):
+        c = self.client(OTHER_SELLER, max_attempts=10)
+        retried = 0
+        for _ in range(12):
+            r = c.batch_meter_usage(ProductCode="othersaas01", UsageRecords=[])
+            retried += r["ResponseMetadata"].get("RetryAttempts", 0)
+        self.assertGreater(retried, 0)
 
 
 class RetryTests(ServerTestCase):

@@ -48,11 +48,13 @@ export const TOKEN_ISSUED_2020 = 'registration-token-issued-2020-acmesaas01';
 
 /** One meterd process. `await new Meterd().start()`, then `await m.cleanup()`. */
 export class Meterd {
-  constructor({ catalog = TEST_CATALOG, dataDir = null, extraArgs = [] } = {}) {
+  // throttle: false starts meterd with --throttle off: tests of everything but throttling (D14)
+  // must not depend on how fast the machine sends. Throttling tests pass true.
+  constructor({ catalog = TEST_CATALOG, dataDir = null, extraArgs = [], throttle = false } = {}) {
     this.catalog = catalog;
     this.ownDir = dataDir === null;
     this.dataDir = dataDir ?? mkdtempSync(path.join(tmpdir(), 'meterd-test-'));
-    this.extraArgs = [...extraArgs];
+    this.extraArgs = [...extraArgs, ...(throttle ? [] : ['--throttle', 'off'])];
     this.proc = null;
     this.port = null;
     this.clients = [];

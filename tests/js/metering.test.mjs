@@ -127,8 +127,8 @@ const caRecord = (o = {}) => ({
   Dimension: 'seats', Quantity: 1, ...o,
 });
 
-function withServer() {
-  const m = new Meterd();
+function withServer(extraArgs = [], throttle = false) {
+  const m = new Meterd({ extraArgs, throttle });
   before(async () => { await m.start(); });
   after(async () => { await m.cleanup(); });
   return m;
@@ -684,3 +684,49 @@ describe('not built yet', () => {
   // RegisterUsage and ResolveCustomer are tested in register_resolve.test.mjs.
   test('SDK retries a transient server fault', { skip: 'meterd has no fault injection yet' }, () => {});
 });
+
+// ---------------------------------------------------------------------------------------------
+
+describe('Throttling (D14)', () => {
+  // A frozen business clock: buckets do not refill, so the burst is exact on any machine.
+  const m = withServer(['--clock', 'manual'], true);
+
+  test('MeterUsage: 20 calls of one buyer in a burst pass, then ThrottlingException (400)', async () => {
+    const c = m.client(EC2);
+    const outcomes = [];
+    for (let i = 0; i < 30; i += 1) {
+      try {
+        await c.send(new MeterUsageCommand({
+          ProductCode: 'acmeami001', UsageDimension: 'vcpu_hours', UsageQuantity: 1,
+          Timestamp: new Date(Date.now() - 3600 * 1000),
+        }));
+        outcomes.push(200);
+      } catch (err) {
+        assert.equal(err.name, 'ThrottlingException');
+        assert.equal(err.$metadata.httpStatusCode, 400);
+        assert.ok(err.$metadata.requestId);
+        outcomes.push(400);
+      }
+    }
+    assert.deepEqual(outcomes, [...Array(20).fill(200), ...Array(10).fill(400)]);
+    // The seller's own bucket is untouched.
+    await m.client(SELLER).send(new BatchMeterUsageCommand({ ProductCode: 'acmesaas01', UsageRecords: [] }));
+  });
+});
+
+describe('Throttling: the SDK backs off and succeeds', () => {
+  // A real clock and a low rate (5/s, bucket of 5).
+  const m = withServer(['--throttle-batch-meter-usage', '5', '--throttle-burst-seconds', '1'], true);
+
+  test('every call gets through with the SDK\'s own retries, some needed them', async () => {
+    const c = m.client(SELLER, { maxAttempts: 10 });
+    let retried = 0;
+    for (let i = 0; i < 12; i += 1) {
+      const out = await c.send(new BatchMeterUsageCommand({ ProductCode: 'acmesaas01', UsageRecords: [] }));
+      assert.ok(out.$metadata.requestId);
+      retried += out.$metadata.attempts - 1;
+    }
+    assert.ok(retried > 0, 'the server never throttled');
+  });
+});
+

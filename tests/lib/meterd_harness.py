@@ -49,11 +49,13 @@ OTHER_PRODUCT_LICENSE = "arn:aws:license-manager::294406891311:license:l-2222222
 class Meterd:
     """One meterd process. Use as a context manager, or call start()/stop()."""
 
-    def __init__(self, catalog=TEST_CATALOG, data_dir=None, extra_args=()):
+    def __init__(self, catalog=TEST_CATALOG, data_dir=None, extra_args=(), throttle=False):
+        """throttle=False starts meterd with --throttle off: tests of everything but throttling
+        (D14) must not depend on how fast the machine sends. Throttling tests pass True."""
         self.catalog = catalog
         self._own_dir = data_dir is None
         self.data_dir = data_dir or tempfile.mkdtemp(prefix="meterd-test-")
-        self.extra_args = list(extra_args)
+        self.extra_args = list(extra_args) + ([] if throttle else ["--throttle", "off"])
         self.proc = None
         self.port = None
 

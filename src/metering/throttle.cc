@@ -30,14 +30,15 @@ bool Throttler::Allow(std::string_view account, std::string_view region,
     if (shard.buckets.size() >= kMaxBucketsPerShard) {
       std::erase_if(shard.buckets, [&](const auto& entry) {
         const Bucket& b = entry.second;
-        return b.tokens + (now - b.refilled_ms) * rate / 1000.0 >= capacity;
+        return b.tokens + static_cast<double>(now - b.refilled_ms) * rate / 1000.0 >= capacity;
       });
     }
     it = shard.buckets.emplace(std::move(key), Bucket{capacity, now}).first;
   }
   Bucket& bucket = it->second;
   if (now > bucket.refilled_ms) {
-    bucket.tokens = std::min(capacity, bucket.tokens + (now - bucket.refilled_ms) * rate / 1000.0);
+    const auto elapsed = static_cast<double>(now - bucket.refilled_ms);
+    bucket.tokens = std::min(capacity, bucket.tokens + elapsed * rate / 1000.0);
     bucket.refilled_ms = now;
   }
   if (bucket.tokens < 1.0) return false;

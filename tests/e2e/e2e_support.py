@@ -305,6 +305,26 @@ class ServerTestCase(unittest.TestCase):
         self.assertEqual(echo.get("Quantity", 0), sent.get("Quantity", 0), echo)
 
 
+class OwnDataDirTestCase(ServerTestCase):
+    """No class-wide server: each test starts (and restarts) its own servers on a data dir it
+    owns, `self.data_dir`, and may write derived catalogs to `self.work_dir`."""
+
+    data_dir_prefix = "meterd-e2e-"
+
+    @classmethod
+    def setUpClass(cls):
+        require_binary()
+        cls.server = None
+        cls._clients = {}
+
+    def setUp(self):
+        self.slots = Slots()
+        self.data_dir = tempfile.mkdtemp(prefix=self.data_dir_prefix + "data-")
+        self.addCleanup(shutil.rmtree, self.data_dir, True)
+        self.work_dir = tempfile.mkdtemp(prefix=self.data_dir_prefix + "catalog-")
+        self.addCleanup(shutil.rmtree, self.work_dir, True)
+
+
 def find_result(results, sent):
     """The UsageRecordResult whose echo matches the sent record (order is not relied on)."""
     keys = ("CustomerIdentifier", "CustomerAWSAccountId", "LicenseArn", "Dimension")

@@ -10,24 +10,15 @@ import threading
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
 
-from e2e_support import (  # noqa: E402
+from e2e_support import (OwnDataDirTestCase,   # noqa: E402
     AMI, CA_LICENSE, CTR, EC2, ECS, GLOBEX_ACCOUNT, SAAS, SELLER, UMBRELLA_CUSTOMER, Meterd,
     ServerTestCase, Slots, find_result, ledger_snapshot, new_token, record, require_binary)
 
 
-class _RestartBase(ServerTestCase):
-    """No class-wide server: each test runs its own servers on a data dir it owns."""
+class _RestartBase(OwnDataDirTestCase):
+    """Each test runs its own servers on a data dir it owns."""
 
-    @classmethod
-    def setUpClass(cls):
-        require_binary()
-        cls.server = None
-        cls._clients = {}
-
-    def setUp(self):
-        self.slots = Slots()
-        self.data_dir = tempfile.mkdtemp(prefix="meterd-e2e-durable-")
-        self.addCleanup(shutil.rmtree, self.data_dir, True)
+    data_dir_prefix = "meterd-e2e-durable-"
 
     def start_server(self):
         srv = Meterd(data_dir=self.data_dir)

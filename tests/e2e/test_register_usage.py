@@ -24,7 +24,7 @@ import urllib.request
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
 
-from e2e_support import (  # noqa: E402
+from e2e_support import (OwnDataDirTestCase,   # noqa: E402
     AGENTCORE, AMI, CTR, EC2, ECS, EKS_WEST, GLOBEX_ACCOUNT, METERD, OTHER_SAAS, OTHER_SELLER,
     SAAS, SELLER, TEMP_EC2, TEST_CATALOG, UTC, CliTestCase, Meterd, ServerTestCase, Slots,
     iso, require_binary, to_epoch)
@@ -668,21 +668,10 @@ class MeterdKeyCommandTests(_RegisterMixin, ServerTestCase):
 
 
 # =============================================================================================
-class _OwnDataDirBase(_RegisterMixin, ServerTestCase):
-    """No class-wide server: each test runs its servers on a data dir it owns."""
+class _OwnDataDirBase(_RegisterMixin, OwnDataDirTestCase):
+    """Each test runs its servers on a data dir it owns."""
 
-    @classmethod
-    def setUpClass(cls):
-        require_binary()
-        cls.server = None
-        cls._clients = {}
-
-    def setUp(self):
-        self.slots = Slots()
-        self.data_dir = tempfile.mkdtemp(prefix="meterd-e2e-register-")
-        self.addCleanup(shutil.rmtree, self.data_dir, True)
-        self.work_dir = tempfile.mkdtemp(prefix="meterd-e2e-catalog-")
-        self.addCleanup(shutil.rmtree, self.work_dir, True)
+    data_dir_prefix = "meterd-e2e-register-"
 
     def start_server(self, catalog=TEST_CATALOG, extra_args=()):
         srv = Meterd(catalog=catalog, data_dir=self.data_dir, extra_args=list(extra_args))

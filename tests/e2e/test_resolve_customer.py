@@ -15,7 +15,7 @@ import unittest
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
 
-from e2e_support import (  # noqa: E402
+from e2e_support import (OwnDataDirTestCase,   # noqa: E402
     AGENTCORE, CA_LICENSE, DISABLED, EC2, ECS, EKS_WEST, GLOBEX_ACCOUNT, GLOBEX_CUSTOMER, METERD,
     OTHER_SAAS, OTHER_SELLER, SAAS, SAAS_CA, SELLER, TEMP_EC2, TEST_CATALOG, CliTestCase, Meterd,
     ServerTestCase, iso, ledger_snapshot, require_binary)
@@ -230,20 +230,13 @@ class TokensIssueCommandTests(_ResolveMixin, ServerTestCase):
 
 
 # =============================================================================================
-class _ClockBase(_ResolveMixin, ServerTestCase):
+class _ClockBase(_ResolveMixin, OwnDataDirTestCase):
     """Servers on a data dir the test owns, with a frozen business clock."""
 
-    @classmethod
-    def setUpClass(cls):
-        require_binary()
-        cls.server = None
-        cls._clients = {}
+    data_dir_prefix = "meterd-e2e-tokens-"
 
     def setUp(self):
-        self.data_dir = tempfile.mkdtemp(prefix="meterd-e2e-tokens-")
-        self.addCleanup(shutil.rmtree, self.data_dir, True)
-        self.work_dir = tempfile.mkdtemp(prefix="meterd-e2e-catalog-")
-        self.addCleanup(shutil.rmtree, self.work_dir, True)
+        super().setUp()
         # A whole minute two days ago.
         self.t0 = (int(time.time()) // 60) * 60 - 2 * 86400
         self.srv = None

@@ -21,7 +21,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
 
-from e2e_support import (  # noqa: E402
+from e2e_support import (OwnDataDirTestCase,   # noqa: E402
     CTR, ECS, TEST_CATALOG, Meterd, ServerTestCase, iso, require_binary)
 from meterd_harness import ECS_TASK, FARGATE, FARGATE_TASK  # noqa: E402
 
@@ -79,20 +79,13 @@ def task_rows(data_dir):
     return [r for r in ledger_rows(data_dir) if r["source"] == "RegisterUsage"]
 
 
-class TaskMeteringTests(ServerTestCase):
-    """No class-wide server: each test restarts meterd on its own data dir."""
+class TaskMeteringTests(OwnDataDirTestCase):
+    """Each test restarts meterd on its own data dir."""
 
-    @classmethod
-    def setUpClass(cls):
-        require_binary()
-        cls.server = None
-        cls._clients = {}
+    data_dir_prefix = "meterd-e2e-tasks-"
 
     def setUp(self):
-        self.data_dir = tempfile.mkdtemp(prefix="meterd-e2e-tasks-")
-        self.addCleanup(shutil.rmtree, self.data_dir, True)
-        self.work_dir = tempfile.mkdtemp(prefix="meterd-e2e-catalog-")
-        self.addCleanup(shutil.rmtree, self.work_dir, True)
+        super().setUp()
         # Midnight UTC two days ago: recent, yet every hour used below has ended in real time.
         self.day = (int(time.time()) // 86400) * 86400 - 2 * 86400
         self.srv = None

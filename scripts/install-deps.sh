@@ -8,7 +8,7 @@ packages=(
   libboost1.74-dev libssl-dev libsqlite3-dev libcli11-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   clang clang-format clang-tidy libclang-rt-14-dev
-  sqlite3 python3 awscli
+  sqlite3 python3 awscli wrk
   python3-jwt python3-cryptography
 )
 missing=()

@@ -31,6 +31,16 @@ Try it (in another terminal):
   aws meteringmarketplace meter-usage --endpoint-url ${endpoint} --region us-east-1 \\
     --product-code acmeami001 --usage-dimension hosts --usage-quantity 1 --timestamp \$(date +%s)
 
+  AWS_ACCESS_KEY_ID=AKIAACMESELLER000001 AWS_SECRET_ACCESS_KEY=acmeSellerSecretKey0000000000000000000001 \\
+  aws meteringmarketplace resolve-customer --endpoint-url ${endpoint} --region us-east-1 \\
+    --registration-token demo-registration-token-globex-acmesaas01
+
+  AWS_ACCESS_KEY_ID=AKIAGLOBEXECS000001 AWS_SECRET_ACCESS_KEY=globexEcsSecretKey00000000000000000000001 \\
+  aws meteringmarketplace register-usage --endpoint-url ${endpoint} --region us-east-1 \\
+    --product-code acmectr001 --public-key-version 1 --nonce my-container-42
+
+  curl ${endpoint}/keys/acmectr001/1.pem     # the public key that verifies RegisterUsage's signature
+
 Ctrl-C stops the server.
 MSG
 exec "$meterd" serve --listen "127.0.0.1:${port}" --data "$data" --catalog "$catalog"

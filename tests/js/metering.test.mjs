@@ -35,6 +35,7 @@ import {
   AGENTCORE, CA_LICENSE, DISABLED, EC2, EKS_WEST, EXPIRED_LICENSE, INITECH_EC2,
   INITECH_LICENSE, Meterd, OTHER_PRODUCT_LICENSE, SELLER, TEMP_EC2,
 } from './meterd_harness.mjs';
+import { assertOk, assertRequestId, expectError } from './assertions.mjs';
 
 // ---------------------------------------------------------------------------------------------
 // Helpers
@@ -55,32 +56,6 @@ function hourStart(hoursAgo) {
   return Math.floor((Date.now() - hoursAgo * HOUR) / HOUR) * HOUR;
 }
 
-function assertRequestId(metadata, what = 'response') {
-  assert.equal(typeof metadata?.requestId, 'string', `${what}: $metadata.requestId missing`);
-  assert.ok(metadata.requestId.length > 0, `${what}: $metadata.requestId empty`);
-}
-
-function assertOk(resp) {
-  assert.equal(resp.$metadata.httpStatusCode, 200);
-  assertRequestId(resp.$metadata);
-}
-
-/** Awaits `promise`, which must reject with error `name` and HTTP `status`; returns the error. */
-async function expectError(promise, name, status, { ctor, message } = {}) {
-  let resp;
-  try {
-    resp = await promise;
-  } catch (err) {
-    assert.equal(err.name, name, `expected ${name}, got ${err.name}: ${err.message}`);
-    assert.equal(err.$metadata?.httpStatusCode, status,
-      `${name}: HTTP status (message: ${err.message})`);
-    assertRequestId(err.$metadata, name);
-    if (ctor) assert.ok(err instanceof ctor, `${name} is not an instance of the SDK's ${ctor.name}`);
-    if (message) assert.match(err.message, message);
-    return err;
-  }
-  assert.fail(`expected ${name} (${status}), but the call succeeded: ${JSON.stringify(resp)}`);
-}
 
 const plain = (v) => JSON.parse(JSON.stringify(v));
 

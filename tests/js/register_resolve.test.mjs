@@ -36,6 +36,7 @@ import {
   CA_LICENSE, EC2, ECS, EKS_WEST, FARGATE, INITECH_ECS, METERD, Meterd, OTHER_SELLER, SELLER, TEST_CATALOG,
   TOKEN_CA, TOKEN_ISSUED_2020, TOKEN_LEGACY, TOKEN_OTHER_SELLER,
 } from './meterd_harness.mjs';
+import { assertOk, assertRequestId, expectError } from './assertions.mjs';
 
 // ---------------------------------------------------------------------------------------------
 // Helpers
@@ -47,33 +48,6 @@ const KEY2_EXPIRED_AT = new Date('2026-06-01T00:00:00Z');
 const PSS = crypto.constants.RSA_PKCS1_PSS_PADDING;
 const B64URL = /^[A-Za-z0-9_-]+$/;
 
-function assertRequestId(metadata, what = 'response') {
-  assert.equal(typeof metadata?.requestId, 'string', `${what}: $metadata.requestId missing`);
-  assert.ok(metadata.requestId.length > 0, `${what}: $metadata.requestId empty`);
-}
-
-function assertOk(resp) {
-  assert.equal(resp.$metadata.httpStatusCode, 200);
-  assertRequestId(resp.$metadata);
-}
-
-/** Awaits `promise`, which must reject with error `name` and HTTP `status`; returns the error. */
-async function expectError(promise, name, status, { ctor, message } = {}) {
-  let resp;
-  try {
-    resp = await promise;
-  } catch (err) {
-    assert.equal(err.name, name, `expected ${name}, got ${err.name}: ${err.message}`);
-    assert.equal(err.$metadata?.httpStatusCode, status,
-      `${name}: HTTP status (message: ${err.message})`);
-    assertRequestId(err.$metadata, name);
-    assert.equal(err.$metadata.attempts, 1, `${name}: the SDK must not have retried`);
-    if (ctor) assert.ok(err instanceof ctor, `${name} is not an instance of the SDK's ${ctor.name}`);
-    if (message) assert.match(err.message, message);
-    return err;
-  }
-  assert.fail(`expected ${name} (${status}), but the call succeeded: ${JSON.stringify(resp)}`);
-}
 
 /** The response members only (no $metadata), as plain JSON. */
 const members = (resp) => {

@@ -61,7 +61,7 @@ void ApiHandler::Handle(HttpRequest request, http::Responder respond) {
 
   std::string_view path = PathOf(request.target);
   if (request.method == "GET" && path.substr(0, 6) == "/keys/") {
-    return respond([this, p = std::string(path)] { return PublicKeys(p); });
+    return respond([this, p = std::string(path), request_id] { return PublicKeys(p, request_id); });
   }
   if (request.method != "POST" || path != "/") {
     return respond([request_id] {
@@ -158,11 +158,12 @@ void ApiHandler::Handle(HttpRequest request, http::Responder respond) {
                             Reply(respond, request_id, EncodeResolveCustomer));
 }
 
-HttpResponse ApiHandler::PublicKeys(std::string_view path) const {
-  auto not_found = [] {
+HttpResponse ApiHandler::PublicKeys(std::string_view path, const std::string& request_id) const {
+  auto not_found = [&request_id] {
     HttpResponse r;
     r.status = 404;
     r.headers.push_back({"Content-Type", "application/json"});
+    r.headers.push_back({"x-amzn-RequestId", request_id});
     r.body = R"({"message":"No such product or key version."})";
     return r;
   };
@@ -194,20 +195,22 @@ HttpResponse ApiHandler::PublicKeys(std::string_view path) const {
     }
     if (product->FindSigningKey(version) == nullptr) return not_found();
     auto key = keys_->GetOrCreate(product->code, version);
-    if (!key.ok()) return ErrorResponse(key.status(), RandomUuid());
+    if (!key.ok()) return ErrorResponse(key.status(), request_id);
     HttpResponse r;
     r.headers.push_back({"Content-Type", "application/x-pem-file"});
+    r.headers.push_back({"x-amzn-RequestId", request_id});
     r.body = (*key)->PublicPem();
     return r;
   }
   std::vector<keys::PublicKeyEntry> entries;
   for (const auto& ref : product->signing_keys) {
     auto key = keys_->GetOrCreate(product->code, ref.version);
-    if (!key.ok()) return ErrorResponse(key.status(), RandomUuid());
+    if (!key.ok()) return ErrorResponse(key.status(), request_id);
     entries.push_back(keys::PublicKeyEntry{ref.version, *key});
   }
   HttpResponse r;
   r.headers.push_back({"Content-Type", "application/json"});
+  r.headers.push_back({"x-amzn-RequestId", request_id});
   r.body = keys::Jwks(entries);
   return r;
 }

@@ -34,7 +34,7 @@ class ApiHandler final : public http::HttpHandler {
 
  private:
   // GET /keys/<product> (JWKS) and GET /keys/<product>/<version>.pem: public, no credentials.
-  HttpResponse PublicKeys(std::string_view path) const;
+  HttpResponse PublicKeys(std::string_view path, const std::string& request_id) const;
 
   const catalog::CatalogHolder* catalog_;
   const auth::SigV4Verifier* verifier_;

@@ -109,64 +109,69 @@ void MeteringService::BatchMeterUsage(const CallContext& ctx, BatchMeterUsageInp
   const bool concurrent = product->integration == Integration::kConcurrentAgreements;
 
   // Request-level checks over every record before anything is decided or written.
+  // The buyer and license of each record are looked up once, here, and reused below.
+  struct Resolved {
+    const catalog::Account* buyer = nullptr;
+    const Subscription* license = nullptr;
+  };
+  std::vector<Resolved> resolved(input.records.size());
   for (size_t i = 0; i < input.records.size(); ++i) {
     const UsageRecord& r = input.records[i];
-    const std::string where = " (usage record " + std::to_string(i + 1) + ")";
+    // Only error messages name the record: nothing is built on the way to success.
+    auto where = [i] { return " (usage record " + std::to_string(i + 1) + ")"; };
     bool has_ci = !r.customer_identifier.empty();
     bool has_account = !r.customer_aws_account_id.empty();
     if (has_ci == has_account) {
-      return done(Error(
-          StatusCode::kInvalidCustomerIdentifier,
-          "Exactly one of CustomerIdentifier and CustomerAWSAccountId is required" + where + "."));
+      return done(Error(StatusCode::kInvalidCustomerIdentifier,
+                        "Exactly one of CustomerIdentifier and CustomerAWSAccountId is required" +
+                            where() + "."));
     }
     if (concurrent && has_ci) {
       return done(Error(StatusCode::kInvalidCustomerIdentifier,
                         "CustomerIdentifier is not supported for products with concurrent "
                         "agreements; use CustomerAWSAccountId and LicenseArn" +
-                            where + "."));
+                            where() + "."));
     }
     if (concurrent && r.license_arn.empty()) {
       return done(
           Error(StatusCode::kInvalidLicense,
-                "LicenseArn is required for products with concurrent agreements" + where + "."));
+                "LicenseArn is required for products with concurrent agreements" + where() + "."));
     }
+    Resolved& found = resolved[i];
+    found.buyer = has_ci ? catalog->FindAccountByCustomerIdentifier(r.customer_identifier)
+                         : catalog->FindAccount(r.customer_aws_account_id);
     if (!r.license_arn.empty()) {
-      const Subscription* license = catalog->FindLicense(r.license_arn);
-      std::string owner = r.customer_aws_account_id;
-      if (has_ci) {
-        const catalog::Account* a = catalog->FindAccountByCustomerIdentifier(r.customer_identifier);
-        owner = a ? a->id : "";
-      }
+      const Subscription* license = found.license = catalog->FindLicense(r.license_arn);
       if (license == nullptr || license->product != product->code) {
-        return done(
-            Error(StatusCode::kInvalidLicense,
-                  license == nullptr
-                      ? "LicenseArn '" + r.license_arn + "' is not valid" + where + "."
-                      : "All LicenseArns of one request must belong to one product" + where + "."));
+        return done(Error(
+            StatusCode::kInvalidLicense,
+            license == nullptr
+                ? "LicenseArn '" + r.license_arn + "' is not valid" + where() + "."
+                : "All LicenseArns of one request must belong to one product" + where() + "."));
       }
-      if (license->account != owner) {
+      if (found.buyer == nullptr || license->account != found.buyer->id) {
         return done(Error(StatusCode::kInvalidLicense,
-                          "LicenseArn does not match the customer" + where + "."));
+                          "LicenseArn does not match the customer" + where() + "."));
       }
       if (!license->CoversTime(r.timestamp_ms)) {
         return done(Error(StatusCode::kInvalidLicense,
-                          "Usage is outside the license activation period" + where + "."));
+                          "Usage is outside the license activation period" + where() + "."));
       }
     }
     if (product->FindDimension(r.dimension) == nullptr) {
       return done(Error(StatusCode::kInvalidUsageDimension,
                         "The usage dimension does not match one of the UsageDimensions associated "
                         "with products" +
-                            where + "."));
+                            where() + "."));
     }
     if (r.has_allocations) {
       Status st = CheckAllocations(r.allocations, r.quantity);
-      if (!st.ok()) return done(Status(st.code(), st.message() + where));
+      if (!st.ok()) return done(Status(st.code(), st.message() + where()));
     }
     if (!BatchTimestampAccepted(r.timestamp_ms, now, windows_)) {
       return done(Error(StatusCode::kTimestampOutOfBounds,
                         "Usage record timestamp " + FormatIso8601(r.timestamp_ms) +
-                            " is outside the accepted window" + where +
+                            " is outside the accepted window" + where() +
                             ". The entire batch was not processed."));
     }
   }
@@ -176,14 +181,10 @@ void MeteringService::BatchMeterUsage(const CallContext& ctx, BatchMeterUsageInp
   for (size_t i = 0; i < input.records.size(); ++i) {
     const UsageRecord& r = input.records[i];
     PlannedRecord& p = (*planned)[i];
-    const catalog::Account* buyer =
-        !r.customer_identifier.empty()
-            ? catalog->FindAccountByCustomerIdentifier(r.customer_identifier)
-            : catalog->FindAccount(r.customer_aws_account_id);
+    const catalog::Account* buyer = resolved[i].buyer;
     if (buyer == nullptr) continue;
-    if (!r.license_arn.empty()) {
-      const Subscription* license = catalog->FindLicense(r.license_arn);
-      p.subscribed = license != nullptr && license->AcceptsUsage(r.timestamp_ms, now);
+    if (const Subscription* license = resolved[i].license) {
+      p.subscribed = license->AcceptsUsage(r.timestamp_ms, now);
     } else {
       p.subscribed = Subscribed(*catalog, buyer->id, product->code, r.timestamp_ms, now);
     }

@@ -4,6 +4,7 @@
 //
 // This file wires the components together (the factory role); CLI11 is parsed only here.
 #include <CLI/CLI.hpp>
+#include <cctype>
 #include <condition_variable>
 #include <csignal>
 #include <cstdio>
@@ -373,22 +374,21 @@ int main(int argc, char** argv) {
 
   serve->add_option("--throttle", opt.throttle, "Throttling (D14): on or off")
       ->capture_default_str();
-  serve
-      ->add_option("--throttle-batch-meter-usage", opt.throttle_rates.batch_meter_usage,
-                   "BatchMeterUsage requests/s per account and region")
-      ->capture_default_str();
-  serve
-      ->add_option("--throttle-meter-usage", opt.throttle_rates.meter_usage,
-                   "MeterUsage requests/s per account and region")
-      ->capture_default_str();
-  serve
-      ->add_option("--throttle-register-usage", opt.throttle_rates.register_usage,
-                   "RegisterUsage requests/s per account and region")
-      ->capture_default_str();
-  serve
-      ->add_option("--throttle-resolve-customer", opt.throttle_rates.resolve_customer,
-                   "ResolveCustomer requests/s per account and region")
-      ->capture_default_str();
+  const std::pair<const char*, double*> kThrottleRates[] = {
+      {"BatchMeterUsage", &opt.throttle_rates.batch_meter_usage},
+      {"MeterUsage", &opt.throttle_rates.meter_usage},
+      {"RegisterUsage", &opt.throttle_rates.register_usage},
+      {"ResolveCustomer", &opt.throttle_rates.resolve_customer}};
+  for (const auto& [operation, rate] : kThrottleRates) {
+    // --throttle-batch-meter-usage, --throttle-meter-usage, ...
+    std::string flag = "--throttle";
+    for (const char* c = operation; *c != '\0'; ++c) {
+      if (std::isupper(static_cast<unsigned char>(*c))) flag += '-';
+      flag += static_cast<char>(std::tolower(static_cast<unsigned char>(*c)));
+    }
+    serve->add_option(flag, *rate, std::string(operation) + " requests/s per account and region")
+        ->capture_default_str();
+  }
   serve
       ->add_option("--throttle-burst-seconds", opt.throttle_rates.burst_factor,
                    "A full bucket holds this many seconds of its rate")

@@ -87,7 +87,6 @@ class Statement {
   ~Statement() { sqlite3_finalize(stmt_); }
 
   Status Prepare(sqlite3* db, const char* sql) {
-    db_ = db;
     if (sqlite3_prepare_v3(db, sql, -1, SQLITE_PREPARE_PERSISTENT, &stmt_, nullptr) != SQLITE_OK) {
       return SqlError(db, "prepare");
     }
@@ -110,7 +109,6 @@ class Statement {
   int64_t Int(int col) const { return sqlite3_column_int64(stmt_, col); }
 
  private:
-  sqlite3* db_ = nullptr;
   sqlite3_stmt* stmt_ = nullptr;
 };
 

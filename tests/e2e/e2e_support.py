@@ -480,9 +480,9 @@ def cli_record(ts, dimension="api_calls", quantity=1, customer=GLOBEX_CUSTOMER, 
 
 
 # --- storage inspection ----------------------------------------------------------------------
-def ledger_snapshot(data_dir):
-    """Read <data_dir>/meterd.db without touching it: copy the db (and its WAL) to a temp dir,
-    open the copy, and return (row count of usage_records, {column: set(values)})."""
+def query_db_copy(data_dir, sql):
+    """Runs `sql` on a private copy of <data_dir>/meterd.db (and its WAL): the running server's
+    files are never touched. Returns the rows."""
     src = os.path.join(data_dir, "meterd.db")
     tmp = tempfile.mkdtemp(prefix="meterd-e2e-db-")
     try:
@@ -491,13 +491,17 @@ def ledger_snapshot(data_dir):
                 shutil.copyfile(src + suffix, os.path.join(tmp, "meterd.db" + suffix))
         con = sqlite3.connect(os.path.join(tmp, "meterd.db"))
         try:
-            count = con.execute("SELECT COUNT(*) FROM usage_records").fetchone()[0]
-            cols = [r[1] for r in con.execute("PRAGMA table_info(usage_records)")]
-            values = {}
-            for c in cols:
-                values[c] = {row[0] for row in con.execute('SELECT "%s" FROM usage_records' % c)}
-            return count, values
+            return con.execute(sql).fetchall()
         finally:
             con.close()
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def ledger_snapshot(data_dir):
+    """(row count of usage_records, {column: set(values)}), read from a copy of the db."""
+    cols = [r[1] for r in query_db_copy(data_dir, "PRAGMA table_info(usage_records)")]
+    rows = query_db_copy(data_dir, "SELECT %s FROM usage_records" %
+                         ", ".join('"%s"' % c for c in cols))
+    values = {c: {row[i] for row in rows} for i, c in enumerate(cols)}
+    return len(rows), values

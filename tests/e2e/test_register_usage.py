@@ -840,7 +840,7 @@ class RegisterUsageThrottlingTests(_RegisterMixin, ServerTestCase):
     extra_args = ("--clock", "manual")
     throttle = True
 
-    def test_burst_is_throttled_then_recovers(self):
+    def test_exact_burst_then_throttled(self):
         c = self.client(ECS, max_attempts=1)
         outcomes = []
         for _ in range(40):

@@ -164,7 +164,7 @@ class ResolveCustomerThrottlingTests(_ResolveMixin, ServerTestCase):
     extra_args = ("--clock", "manual")
     throttle = True
 
-    def test_burst_is_throttled_then_recovers(self):
+    def test_exact_burst_then_throttled(self):
         c = self.client(SELLER, max_attempts=1)
         outcomes = []
         for _ in range(120):

@@ -21,7 +21,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
 
-from e2e_support import (OwnDataDirTestCase,   # noqa: E402
+from e2e_support import (OwnDataDirTestCase, query_db_copy,   # noqa: E402
     CTR, ECS, TEST_CATALOG, Meterd, ServerTestCase, iso, require_binary)
 from meterd_harness import ECS_TASK, FARGATE, FARGATE_TASK  # noqa: E402
 
@@ -57,19 +57,7 @@ def ledger_rows(data_dir):
     except sqlite3.OperationalError as e:
         if "no such table" in str(e):
             return []
-        # Fall back to a private copy (db + WAL) of the file.
-        tmp = tempfile.mkdtemp(prefix="meterd-e2e-db-")
-        try:
-            for suffix in ("", "-wal"):
-                if os.path.exists(path + suffix):
-                    shutil.copyfile(path + suffix, os.path.join(tmp, "meterd.db" + suffix))
-            con = sqlite3.connect(os.path.join(tmp, "meterd.db"))
-            try:
-                rows = con.execute(sql).fetchall()
-            finally:
-                con.close()
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
+        rows = query_db_copy(data_dir, sql)  # locked: read a private copy instead
     keys = ("source", "dimension", "quantity", "usage_hour_ms", "product_code", "workload_id",
             "region")
     return [dict(zip(keys, r)) for r in rows]

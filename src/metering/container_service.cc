@@ -111,7 +111,7 @@ void MeteringService::ResolveCustomer(const CallContext& ctx, const ResolveCusto
   auto outcome = std::make_shared<Outcome>();
   const std::string token = input.registration_token;
   const std::string seller = ctx.caller.account;
-  const int64_t ttl = token_ttl_ms_;
+  const int64_t ttl = settings().token_ttl_ms;
   store::WriteUnit unit;
   unit.apply = [=](store::Transaction& txn) -> Status {
     auto row = txn.FindRegistrationToken(token);

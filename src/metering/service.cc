@@ -72,6 +72,7 @@ void MeteringService::BatchMeterUsage(const CallContext& ctx, BatchMeterUsageInp
                                       std::function<void(Result<BatchMeterUsageOutput>)> done) {
   std::shared_ptr<const Catalog> catalog = catalog_->Get();
   const int64_t now = clock_->NowMillis();
+  const WindowSettings windows = settings().windows;
   if (Status st = SellerCaller(*catalog, ctx, "BatchMeterUsage"); !st.ok()) return done(st);
 
   // Which product: ProductCode, or the product of the records' licenses (D6).
@@ -168,7 +169,7 @@ void MeteringService::BatchMeterUsage(const CallContext& ctx, BatchMeterUsageInp
       Status st = CheckAllocations(r.allocations, r.quantity);
       if (!st.ok()) return done(Status(st.code(), st.message() + where()));
     }
-    if (!BatchTimestampAccepted(r.timestamp_ms, now, windows_)) {
+    if (!BatchTimestampAccepted(r.timestamp_ms, now, windows)) {
       return done(Error(StatusCode::kTimestampOutOfBounds,
                         "Usage record timestamp " + FormatIso8601(r.timestamp_ms) +
                             " is outside the accepted window" + where() +
@@ -271,7 +272,7 @@ void MeteringService::MeterUsage(const CallContext& ctx, const MeterUsageInput& 
     Status st = CheckAllocations(input.allocations, input.usage_quantity);
     if (!st.ok()) return done(st);
   }
-  if (!MeterUsageTimestampAccepted(input.timestamp_ms, now, windows_)) {
+  if (!MeterUsageTimestampAccepted(input.timestamp_ms, now, settings().windows)) {
     return done(Error(StatusCode::kTimestampOutOfBounds,
                       "Timestamp " + FormatIso8601(input.timestamp_ms) +
                           " is outside the accepted window (up to 6 hours in the past)."));

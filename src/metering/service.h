@@ -8,6 +8,7 @@
 #pragma once
 
 #include <functional>
+#include <mutex>
 
 #include "catalog/catalog.h"
 #include "common/clock.h"
@@ -34,8 +35,18 @@ class MeteringService {
         clock_(clock),
         store_(store),
         keys_(keys),
-        windows_(settings.windows),
-        token_ttl_ms_(settings.token_ttl_ms) {}
+        settings_(settings) {}
+
+  // Replaces the windows and token TTL (a settings change through the control plane); the
+  // next request uses them. Thread-safe.
+  void Configure(const ServiceSettings& settings) {
+    std::lock_guard<std::mutex> lock(settings_mu_);
+    settings_ = settings;
+  }
+  ServiceSettings settings() const {
+    std::lock_guard<std::mutex> lock(settings_mu_);
+    return settings_;
+  }
 
   void BatchMeterUsage(const CallContext& ctx, BatchMeterUsageInput input,
                        std::function<void(Result<BatchMeterUsageOutput>)> done);
@@ -60,8 +71,8 @@ class MeteringService {
   const Clock* clock_;
   store::Store* store_;
   keys::SigningKeyStore* keys_;
-  WindowSettings windows_;
-  int64_t token_ttl_ms_;
+  mutable std::mutex settings_mu_;
+  ServiceSettings settings_;
 };
 
 // Canonical text of the allocations, stored with the record (and part of the ClientToken

@@ -5,18 +5,19 @@
 
 namespace meterd::metering {
 
-double Throttler::RateOf(std::string_view operation) const {
-  if (operation == "BatchMeterUsage") return settings_.batch_meter_usage;
-  if (operation == "MeterUsage") return settings_.meter_usage;
-  if (operation == "RegisterUsage") return settings_.register_usage;
-  return settings_.resolve_customer;
+double Throttler::RateOf(const ThrottleSettings& settings, std::string_view operation) {
+  if (operation == "BatchMeterUsage") return settings.batch_meter_usage;
+  if (operation == "MeterUsage") return settings.meter_usage;
+  if (operation == "RegisterUsage") return settings.register_usage;
+  return settings.resolve_customer;
 }
 
 bool Throttler::Allow(std::string_view account, std::string_view region,
                       std::string_view operation) {
-  if (!settings_.enabled) return true;
-  const double rate = RateOf(operation);
-  const double capacity = std::max(1.0, rate * settings_.burst_factor);
+  const ThrottleSettings settings = this->settings();
+  if (!settings.enabled) return true;
+  const double rate = RateOf(settings, operation);
+  const double capacity = std::max(1.0, rate * settings.burst_factor);
   std::string key;
   key.reserve(account.size() + region.size() + operation.size() + 2);
   key.append(account).push_back('\n');

@@ -28,6 +28,17 @@ class Throttler {
   // `clock` is not owned and must outlive the throttler.
   Throttler(const Clock* clock, ThrottleSettings settings) : clock_(clock), settings_(settings) {}
 
+  // Replaces the rates (a settings change through the control plane). Buckets keep their
+  // tokens; the new rate and capacity apply from the next call. Thread-safe.
+  void Configure(const ThrottleSettings& settings) {
+    std::lock_guard<std::mutex> lock(settings_mu_);
+    settings_ = settings;
+  }
+  ThrottleSettings settings() const {
+    std::lock_guard<std::mutex> lock(settings_mu_);
+    return settings_;
+  }
+
   // Takes one token from the bucket of (account, region, operation); false when it is empty.
   bool Allow(std::string_view account, std::string_view region, std::string_view operation);
 
@@ -44,10 +55,11 @@ class Throttler {
   // A shard forgets its full (idle) buckets past this size, so many regions cannot grow memory.
   static constexpr size_t kMaxBucketsPerShard = 65536;
 
-  double RateOf(std::string_view operation) const;
+  static double RateOf(const ThrottleSettings& settings, std::string_view operation);
 
   const Clock* clock_;
-  const ThrottleSettings settings_;
+  mutable std::mutex settings_mu_;
+  ThrottleSettings settings_;
   std::array<Shard, kShards> shards_;
 };
 

@@ -16,7 +16,7 @@ python3 bench/presign.py --op batch --count 30000 --out "$work/batch.req" --host
 for op in meter batch; do
   rm -rf "$work/data" && mkdir -p "$work/data"
   build/bin/meterd serve --listen 127.0.0.1:$port --data "$work/data" \
-    --catalog tests/fixtures/catalog.test.json --throttle off >"$work/meterd.log" 2>&1 &
+    --catalog tests/fixtures/catalog.test.json --throttle off --admin-listen off >"$work/meterd.log" 2>&1 &
   pid=$!
   sleep 1
   echo "== $op: wrk -t1 -c32 -d${seconds}s"

@@ -5,6 +5,7 @@ set -euo pipefail
 meterd=${1:-build/bin/meterd}
 port=${2:-8080}
 data=${3:-data}
+admin_port=${4:-$((port + 1))}
 cd "$(dirname "$0")/.."
 catalog=tests/fixtures/catalog.example.json
 mkdir -p "$data"
@@ -16,6 +17,7 @@ meterd demo
   region     us-east-1
   data dir   $(realpath "$data")  (SQLite, survives restarts)
   catalog    ${catalog}
+  admin API  http://127.0.0.1:${admin_port}  (bearer token in $(realpath "$data")/admin-token)
 
   seller key (BatchMeterUsage):  AKIAACMESELLER000001 / acmeSellerSecretKey0000000000000000000001
   EC2 workload key (MeterUsage): AKIAGLOBEXEC2000001 / globexEc2SecretKey00000000000000000000001
@@ -41,6 +43,12 @@ Try it (in another terminal):
 
   curl ${endpoint}/keys/acmectr001/1.pem     # the public key that verifies RegisterUsage's signature
 
+Control plane (accounts, products, subscriptions, tokens, faults, test clock):
+
+  build/bin/meterctl --endpoint http://127.0.0.1:${admin_port} --data ${data} accounts list
+  build/bin/meterctl --endpoint http://127.0.0.1:${admin_port} --data ${data} tokens issue --product acmesaas01 --account 444455556666
+
 Ctrl-C stops the server.
 MSG
-exec "$meterd" serve --listen "127.0.0.1:${port}" --data "$data" --catalog "$catalog"
+exec "$meterd" serve --listen "127.0.0.1:${port}" --admin-listen "127.0.0.1:${admin_port}" \
+  --data "$data" --catalog "$catalog"

@@ -1,5 +1,6 @@
 #include "catalog/catalog.h"
 
+#include <cstdlib>
 #include <fstream>
 #include <set>
 #include <sstream>
@@ -137,6 +138,53 @@ bool IsAccountId(std::string_view id) {
     if (c < '0' || c > '9') return false;
   }
   return true;
+}
+
+// A positive number no larger than `max`.
+Status PositiveNumber(const json::Value& object, std::string_view key, double max,
+                      std::optional<double>* out) {
+  const json::Value* v = object.Find(key);
+  if (v == nullptr || v->is_null()) return Status::Ok();
+  std::string where = "settings: \"" + std::string(key) + "\"";
+  if (!v->is_number()) return Invalid(where + " must be a number");
+  char* end = nullptr;
+  double d = std::strtod(v->text().c_str(), &end);
+  if (!(d > 0) || d > max) {
+    return Invalid(where + " must be greater than 0 and at most " + std::to_string(max));
+  }
+  *out = d;
+  return Status::Ok();
+}
+
+Status ParseSettings(const json::Value& s, SettingsOverrides* out) {
+  if (!s.is_object()) return Invalid("\"settings\" must be an object");
+  constexpr double kYearHours = 366 * 24;
+  METERD_RETURN_IF_ERROR(
+      PositiveNumber(s, "batchWindowHours", kYearHours, &out->batch_window_hours));
+  METERD_RETURN_IF_ERROR(
+      PositiveNumber(s, "batchMonthGraceHours", kYearHours, &out->batch_month_grace_hours));
+  METERD_RETURN_IF_ERROR(
+      PositiveNumber(s, "meterUsageWindowHours", kYearHours, &out->meter_usage_window_hours));
+  METERD_RETURN_IF_ERROR(
+      PositiveNumber(s, "futureSkewMinutes", kYearHours * 60, &out->future_skew_minutes));
+  METERD_RETURN_IF_ERROR(PositiveNumber(s, "tokenTtlHours", kYearHours, &out->token_ttl_hours));
+  const json::Value* t = s.Find("throttle");
+  if (t == nullptr || t->is_null()) return Status::Ok();
+  if (!t->is_object()) return Invalid("settings: \"throttle\" must be an object");
+  if (const json::Value* enabled = t->Find("enabled"); enabled && !enabled->is_null()) {
+    if (!enabled->is_bool()) return Invalid("settings: \"throttle.enabled\" must be true or false");
+    out->throttle_enabled = enabled->as_bool();
+  }
+  constexpr double kMaxRate = 1e6;
+  METERD_RETURN_IF_ERROR(
+      PositiveNumber(*t, "batchMeterUsage", kMaxRate, &out->throttle_batch_meter_usage));
+  METERD_RETURN_IF_ERROR(PositiveNumber(*t, "meterUsage", kMaxRate, &out->throttle_meter_usage));
+  METERD_RETURN_IF_ERROR(
+      PositiveNumber(*t, "registerUsage", kMaxRate, &out->throttle_register_usage));
+  METERD_RETURN_IF_ERROR(
+      PositiveNumber(*t, "resolveCustomer", kMaxRate, &out->throttle_resolve_customer));
+  METERD_RETURN_IF_ERROR(PositiveNumber(*t, "burstSeconds", 3600, &out->throttle_burst_seconds));
+  return Status::Ok();
 }
 
 }  // namespace
@@ -351,6 +399,14 @@ Result<std::shared_ptr<const Catalog>> Catalog::FromJson(std::string_view text,
     if (!s.license_arn.empty() && !c.license_index_.emplace(s.license_arn, index).second) {
       return Invalid(f.where() + ": duplicate licenseArn");
     }
+    if (s.license_arn.empty()) {
+      for (const Subscription* other : c.SubscriptionsOf(s.account, s.product)) {
+        if (other->license_arn.empty()) {
+          return Invalid(f.where() + ": a second subscription of " + s.account + " to " +
+                         s.product + " without a licenseArn");
+        }
+      }
+    }
     c.subscription_index_.emplace(s.account + '\n' + s.product, index);
     c.subscriptions_.push_back(std::move(s));
     return Status::Ok();
@@ -392,6 +448,9 @@ Result<std::shared_ptr<const Catalog>> Catalog::FromJson(std::string_view text,
       c.disabled_.push_back(std::move(d));
       return Status::Ok();
     }));
+  }
+  if (const json::Value* settings = root.Find("settings"); settings && !settings->is_null()) {
+    METERD_RETURN_IF_ERROR(ParseSettings(*settings, &c.settings_));
   }
   return std::shared_ptr<const Catalog>(std::move(catalog));
 }

@@ -108,6 +108,16 @@ struct DisabledOperations {
   std::vector<std::string> operations;
 };
 
+// Server settings stored in the catalog ("settings", set through the control plane). Each one,
+// when present, wins over the command-line flag of the same name.
+struct SettingsOverrides {
+  std::optional<double> batch_window_hours, batch_month_grace_hours, meter_usage_window_hours,
+      future_skew_minutes, token_ttl_hours;
+  std::optional<bool> throttle_enabled;
+  std::optional<double> throttle_batch_meter_usage, throttle_meter_usage, throttle_register_usage,
+      throttle_resolve_customer, throttle_burst_seconds;
+};
+
 class Catalog {
  public:
   // Parses and cross-checks a catalog document. `loaded_at_ms` stands in for a missing
@@ -129,12 +139,15 @@ class Catalog {
                                                    std::string_view product) const;
   bool IsDisabled(std::string_view region, std::string_view operation) const;
   int64_t loaded_at_ms() const { return loaded_at_ms_; }
+  const SettingsOverrides& settings() const { return settings_; }
 
   const std::vector<Account>& accounts() const { return accounts_; }
   const std::vector<Product>& products() const { return products_; }
   const std::vector<CredentialEntry>& credentials() const { return credentials_; }
   const std::vector<Workload>& workloads() const { return workloads_; }
   const std::vector<RegistrationToken>& registration_tokens() const { return registration_tokens_; }
+  const std::vector<Subscription>& subscriptions() const { return subscriptions_; }
+  const std::vector<DisabledOperations>& disabled_operations() const { return disabled_; }
 
  private:
   int64_t loaded_at_ms_ = 0;
@@ -145,6 +158,7 @@ class Catalog {
   std::vector<Subscription> subscriptions_;
   std::vector<RegistrationToken> registration_tokens_;
   std::vector<DisabledOperations> disabled_;
+  SettingsOverrides settings_;
 
   std::map<std::string, size_t, std::less<>> account_index_, customer_index_, workload_index_,
       credential_index_, product_index_, license_index_, registration_token_index_;

@@ -5,6 +5,7 @@
 #include <openssl/hmac.h>
 #include <openssl/rand.h>
 
+#include <cstdlib>
 #include <random>
 
 namespace meterd {
@@ -68,6 +69,22 @@ std::string RandomUuid() {
   std::string hex = HexEncode(b, 16);
   return hex.substr(0, 8) + "-" + hex.substr(8, 4) + "-" + hex.substr(12, 4) + "-" +
          hex.substr(16, 4) + "-" + hex.substr(20, 12);
+}
+
+std::string SecureRandomString(std::string_view alphabet, size_t length) {
+  std::string out;
+  out.reserve(length);
+  // Rejection sampling keeps every character equally likely.
+  const unsigned limit = 256 - (256 % static_cast<unsigned>(alphabet.size()));
+  unsigned char buffer[64];
+  while (out.size() < length) {
+    if (RAND_bytes(buffer, sizeof(buffer)) != 1) abort();  // no entropy: nothing safe to do
+    for (unsigned char b : buffer) {
+      if (b >= limit || out.size() == length) continue;
+      out.push_back(alphabet[b % alphabet.size()]);
+    }
+  }
+  return out;
 }
 
 }  // namespace meterd

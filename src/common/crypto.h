@@ -24,4 +24,8 @@ bool ConstantTimeEquals(std::string_view a, std::string_view b);
 // seeded by the OS. Used for request ids and metering record ids.
 std::string RandomUuid();
 
+// `length` characters drawn uniformly from `alphabet` by the OS's CSPRNG (secrets, access keys,
+// admin tokens).
+std::string SecureRandomString(std::string_view alphabet, size_t length);
+
 }  // namespace meterd

@@ -74,6 +74,8 @@ const char* StatusCodeName(StatusCode code) {
       return "NotFound";
     case StatusCode::kInvalidArgument:
       return "InvalidArgument";
+    case StatusCode::kConflict:
+      return "Conflict";
   }
   return "Unknown";
 }

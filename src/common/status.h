@@ -50,6 +50,7 @@ enum class StatusCode {
   kCorruption,
   kNotFound,
   kInvalidArgument,
+  kConflict,  // control plane: the resource exists, is still referenced, or cannot move so
 };
 
 class [[nodiscard]] Status {

@@ -20,16 +20,6 @@ using catalog::Platform;
 using catalog::Product;
 using catalog::ProductKind;
 
-// Runs one unit synchronously (start-up and background work, never the request path).
-Status SubmitAndWait(store::Store* store, std::function<Status(store::Transaction&)> apply) {
-  std::promise<Status> committed;
-  store::WriteUnit unit;
-  unit.apply = std::move(apply);
-  unit.done = [&committed](const Status& st) { committed.set_value(st); };
-  store->Submit(std::move(unit));
-  return committed.get_future().get();
-}
-
 }  // namespace
 
 void MeteringService::RegisterUsage(const CallContext& ctx, const RegisterUsageInput& input,
@@ -157,7 +147,7 @@ Status MeteringService::PrepareCatalog() {
     }
   }
   const int64_t now = clock_->NowMillis();
-  return SubmitAndWait(store_, [catalog, now](store::Transaction& txn) -> Status {
+  return store::SubmitAndWait(store_, [catalog, now](store::Transaction& txn) -> Status {
     for (const catalog::RegistrationToken& t : catalog->registration_tokens()) {
       const Product* product = catalog->FindProduct(t.product);
       METERD_RETURN_IF_ERROR(txn.PutRegistrationToken(
@@ -171,7 +161,7 @@ Status MeteringService::PrepareCatalog() {
 Status MeteringService::MeterTaskRuns() {
   std::shared_ptr<const Catalog> catalog = catalog_->Get();
   const int64_t now = clock_->NowMillis();
-  return SubmitAndWait(store_, [catalog, now](store::Transaction& txn) -> Status {
+  return store::SubmitAndWait(store_, [catalog, now](store::Transaction& txn) -> Status {
     auto runs = txn.ListOpenRuns();
     if (!runs.ok()) return runs.status();
     for (const store::MeteredRun& run : *runs) {

@@ -27,6 +27,21 @@ struct PlannedRecord {
   store::UsageRow row;
 };
 
+// Fault injection: the records marked in `injected` leave the results for UnprocessedRecords,
+// in request order. Runs after the commit, when the results no longer need their indices.
+void MoveInjectedToUnprocessed(const std::vector<bool>& injected, BatchMeterUsageOutput* out) {
+  std::vector<UsageRecordResult> kept;
+  kept.reserve(out->results.size());
+  for (size_t i = 0; i < out->results.size(); ++i) {
+    if (i < injected.size() && injected[i]) {
+      out->unprocessed.push_back(std::move(out->results[i].record));
+    } else {
+      kept.push_back(std::move(out->results[i]));
+    }
+  }
+  out->results = std::move(kept);
+}
+
 }  // namespace
 
 const char* RecordStatusName(RecordStatus s) {
@@ -184,6 +199,8 @@ void MeteringService::BatchMeterUsage(const CallContext& ctx, BatchMeterUsageInp
     PlannedRecord& p = (*planned)[i];
     const catalog::Account* buyer = resolved[i].buyer;
     if (buyer == nullptr) continue;
+    // Fault injection: a marked record is answered unprocessed (below) and never written.
+    if (i < ctx.injected_unprocessed.size() && ctx.injected_unprocessed[i]) continue;
     if (const Subscription* license = resolved[i].license) {
       p.subscribed = license->AcceptsUsage(r.timestamp_ms, now);
     } else {
@@ -236,8 +253,10 @@ void MeteringService::BatchMeterUsage(const CallContext& ctx, BatchMeterUsageInp
     }
     return Status::Ok();
   };
-  unit.done = [output, done = std::move(done)](const Status& st) {
+  unit.done = [output, injected = ctx.injected_unprocessed,
+               done = std::move(done)](const Status& st) {
     if (!st.ok()) return done(StoreFailure(st));
+    if (!injected.empty()) MoveInjectedToUnprocessed(injected, output.get());
     done(std::move(*output));
   };
   store_->Submit(std::move(unit));

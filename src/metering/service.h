@@ -31,11 +31,7 @@ class MeteringService {
   // catalog has no signing keys (RegisterUsage then answers InvalidPublicKeyVersion).
   MeteringService(const catalog::CatalogHolder* catalog, const Clock* clock, store::Store* store,
                   keys::SigningKeyStore* keys, ServiceSettings settings)
-      : catalog_(catalog),
-        clock_(clock),
-        store_(store),
-        keys_(keys),
-        settings_(settings) {}
+      : catalog_(catalog), clock_(clock), store_(store), keys_(keys), settings_(settings) {}
 
   // Replaces the windows and token TTL (a settings change through the control plane); the
   // next request uses them. Thread-safe.

@@ -97,6 +97,9 @@ struct CallContext {
   std::string request_id;
   std::string region;  // the SigV4 credential-scope region (D9)
   Caller caller;
+  // Fault injection (metering/faults.h): BatchMeterUsage answers the records whose index is true
+  // as UnprocessedRecords and writes nothing for them. Empty: no record is marked.
+  std::vector<bool> injected_unprocessed;
 };
 
 }  // namespace meterd::metering

@@ -114,6 +114,30 @@ void ApiHandler::Handle(HttpRequest request, http::Responder respond) {
     }
   }
 
+  // Fault injection comes before the real throttle, so an injected fault takes no token. Its
+  // errors never reach the service: nothing is stored. The record mask of BatchMeterUsage is
+  // drawn once the records are decoded (FaultInjector::UnprocessedMask).
+  metering::FaultDecision fault;
+  if (faults_ != nullptr) {
+    fault = faults_->Decide(operation, ctx.caller.access_key_id, ctx.caller.account, 0);
+    if (fault.latency_ms > 0) {
+      // Every answer of the call goes through the delay, the injected errors too.
+      respond = [this, delay_ms = fault.latency_ms,
+                 inner = std::move(respond)](http::ResponseBuilder build) {
+        delays_.RunAfter(delay_ms,
+                         [inner, build = std::move(build)]() mutable { inner(std::move(build)); });
+      };
+    }
+    if (fault.action == metering::FaultAction::kThrottle) {
+      return fail(Status(StatusCode::kThrottling, "Rate exceeded"));
+    }
+    if (fault.action == metering::FaultAction::kInternalError) {
+      return fail(Status(StatusCode::kInternal,
+                         "An internal error occurred (injected by a fault rule). Retry your "
+                         "request."));
+    }
+  }
+
   // D14: every call counts against its bucket, also the ones that fail validation later.
   if (throttler_ != nullptr && !throttler_->Allow(ctx.caller.account, ctx.region, operation)) {
     return fail(Status(StatusCode::kThrottling, "Rate exceeded"));
@@ -143,7 +167,11 @@ void ApiHandler::Handle(HttpRequest request, http::Responder respond) {
 
   // The service answers on the store's writer thread; encoding happens on the event loop.
   if (operation == "BatchMeterUsage") {
-    return service_->BatchMeterUsage(ctx, DecodeBatchMeterUsage(*body),
+    metering::BatchMeterUsageInput input = DecodeBatchMeterUsage(*body);
+    if (faults_ != nullptr) {
+      ctx.injected_unprocessed = faults_->UnprocessedMask(fault, input.records.size());
+    }
+    return service_->BatchMeterUsage(ctx, std::move(input),
                                      Reply(respond, request_id, EncodeBatchMeterUsage));
   }
   if (operation == "MeterUsage") {

@@ -1,6 +1,7 @@
 // ApiHandler: the metering API on the wire (awsJson1_1). Order of work for every request, as
 // docs/BEHAVIOUR-DECISIONS.md lists it: route, SigV4, operation, JSON, model validation, caller,
-// then the MeteringService. Thread-safe; holds no per-request state.
+// then the MeteringService. Thread-safe; holds no per-request state but the answers that fault
+// injection delays (see StopDelays).
 #pragma once
 
 #include <functional>
@@ -9,6 +10,7 @@
 #include "catalog/catalog.h"
 #include "http/http_server.h"
 #include "keys/signing_keys.h"
+#include "metering/faults.h"
 #include "metering/service.h"
 #include "metering/throttle.h"
 #include "model/service_model.h"
@@ -18,19 +20,27 @@ namespace meterd::protocol {
 class ApiHandler final : public http::HttpHandler {
  public:
   // None of the pointers is owned; all must outlive the handler.
-  // `keys` may be null (no /keys routes then); `throttler` may be null (no throttling).
+  // `keys` may be null (no /keys routes then); `throttler` may be null (no throttling);
+  // `faults` may be null (no fault injection).
   ApiHandler(const catalog::CatalogHolder* catalog, const auth::SigV4Verifier* verifier,
              metering::MeteringService* service, const model::ServiceModel* model,
-             keys::SigningKeyStore* keys, metering::Throttler* throttler)
+             keys::SigningKeyStore* keys, metering::Throttler* throttler,
+             metering::FaultInjector* faults = nullptr)
       : catalog_(catalog),
         verifier_(verifier),
         service_(service),
         model_(model),
         keys_(keys),
-        throttler_(throttler) {}
+        throttler_(throttler),
+        faults_(faults) {}
 
   void Handle(HttpRequest request, http::Responder respond) override;
   HttpResponse Reject(http::RejectReason reason) override;
+
+  // Hands every answer still delayed by fault injection to its responder now; later delays are
+  // not waited for. Call it before the HTTP server stops (the responders post to its event
+  // loops, which must still exist); the destructor does it too, as a last resort.
+  void StopDelays() { delays_.Stop(); }
 
  private:
   // GET /keys/<product> (JWKS) and GET /keys/<product>/<version>.pem: public, no credentials.
@@ -42,6 +52,9 @@ class ApiHandler final : public http::HttpHandler {
   const model::ServiceModel* model_;
   keys::SigningKeyStore* keys_;
   metering::Throttler* throttler_;
+  metering::FaultInjector* faults_;
+  // Owned: latencyMs of a fault rule delays the answer here, never on an event loop.
+  metering::DelayQueue delays_;
 };
 
 }  // namespace meterd::protocol

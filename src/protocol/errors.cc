@@ -70,6 +70,7 @@ WireError ToWireError(StatusCode code) {
     case StatusCode::kCorruption:
     case StatusCode::kNotFound:
     case StatusCode::kInvalidArgument:
+    case StatusCode::kConflict:
       return {500, "InternalServiceErrorException"};
   }
   return {500, "InternalServiceErrorException"};

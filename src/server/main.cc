@@ -17,15 +17,18 @@
 #include <string>
 #include <thread>
 
+#include "admin/admin_handler.h"
 #include "auth/sigv4.h"
 #include "catalog/catalog.h"
 #include "common/clock.h"
 #include "common/crypto.h"
 #include "common/time_util.h"
+#include "control/control_plane.h"
 #include "http/http_server.h"
 #include "json/json.h"
 #include "keys/jwt.h"
 #include "keys/signing_keys.h"
+#include "metering/faults.h"
 #include "metering/service.h"
 #include "metering/throttle.h"
 #include "model/service_model.h"
@@ -36,6 +39,8 @@ namespace {
 
 struct ServeOptions {
   std::string listen = "127.0.0.1:8080";
+  std::string admin_listen = "127.0.0.1:8081";
+  std::string admin_token_file;  // default: DATA/admin-token
   std::string data_dir = "./data";
   std::string catalog_path;
   std::string store = "sqlite";
@@ -55,15 +60,13 @@ struct ServeOptions {
   meterd::metering::ThrottleSettings throttle_rates;
 };
 
-// Options of the offline subcommands (keys export, tokens issue, verify-token).
+// Options of the offline subcommands (keys export, verify-token).
 struct ToolOptions {
   std::string data_dir = "./data";
   std::string catalog_path;
   std::string product;
   int64_t version = 0;
   std::string format = "pem";
-  std::string account;
-  std::string license;
   std::string token;
   std::string public_key_path;
 };
@@ -97,6 +100,24 @@ class Ticker {
   std::thread thread_;
 };
 
+// "HOST:PORT" (IPv6 as "[::1]:PORT") into `options`; an error message, or "" when it parsed.
+std::string ParseListen(const std::string& listen, meterd::http::HttpServerOptions* options) {
+  size_t colon = listen.rfind(':');
+  if (colon == std::string::npos) return "must be HOST:PORT";
+  options->host = listen.substr(0, colon);
+  if (options->host.size() > 2 && options->host.front() == '[') {
+    options->host = options->host.substr(1, options->host.size() - 2);
+  }
+  try {
+    int port = std::stoi(listen.substr(colon + 1));
+    if (port < 0 || port > 65535) return "port out of range";
+    options->port = static_cast<uint16_t>(port);
+  } catch (const std::exception&) {
+    return "must be HOST:PORT";
+  }
+  return "";
+}
+
 int Fail(const std::string& message) {
   std::cerr << "meterd: " << message << std::endl;
   return 1;
@@ -112,6 +133,7 @@ int Serve(const ServeOptions& opt) {
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
   std::unique_ptr<Clock> clock;
+  ManualClock* manual_clock = nullptr;
   if (opt.clock == "system") {
     if (!opt.clock_start.empty()) return Fail("--clock-start needs --clock manual");
     clock = std::make_unique<SystemClock>();
@@ -122,17 +144,30 @@ int Serve(const ServeOptions& opt) {
       if (!parsed) return Fail("--clock-start is not an ISO 8601 time: " + opt.clock_start);
       start = *parsed;
     }
-    clock = std::make_unique<ManualClock>(start);
+    auto manual = std::make_unique<ManualClock>(start);
+    manual_clock = manual.get();
+    clock = std::move(manual);
     std::cerr << "meterd: WARNING: manual test clock at " << FormatIso8601(start)
-              << "; business time does not move by itself" << std::endl;
+              << "; business time moves only through the admin API (meterctl clock)" << std::endl;
   } else {
     return Fail("--clock must be system or manual");
   }
 
-  if (opt.catalog_path.empty()) return Fail("--catalog is required");
-  auto catalog = catalog::Catalog::LoadFile(opt.catalog_path, clock->NowMillis());
-  if (!catalog.ok()) return Fail(catalog.status().message());
-  catalog::CatalogHolder holder(*catalog);
+  http::HttpServerOptions http_options;
+  if (std::string error = ParseListen(opt.listen, &http_options); !error.empty()) {
+    return Fail("--listen " + error);
+  }
+  http::HttpServerOptions admin_options;
+  const bool admin_enabled = opt.admin_listen != "off";
+  if (admin_enabled) {
+    if (std::string error = ParseListen(opt.admin_listen, &admin_options); !error.empty()) {
+      return Fail("--admin-listen " + error);
+    }
+  }
+
+  auto empty = catalog::Catalog::FromJson("{}", clock->NowMillis());
+  if (!empty.ok()) return Fail(empty.status().ToString());
+  catalog::CatalogHolder holder(*empty);
 
   store::StoreOptions store_options;
   store_options.data_dir = opt.data_dir;
@@ -148,19 +183,36 @@ int Serve(const ServeOptions& opt) {
     signing_keys = std::move(opened).value();
   }
 
-  metering::ServiceSettings settings;
+  control::Settings flags;
   auto hours = [](double h) { return static_cast<int64_t>(h * 3600 * 1000); };
-  settings.windows.batch_max_age_ms = hours(opt.batch_window_hours);
-  settings.windows.batch_month_grace_ms = hours(opt.batch_month_grace_hours);
-  settings.windows.meter_usage_max_age_ms = hours(opt.meter_usage_window_hours);
-  settings.windows.max_future_ms = static_cast<int64_t>(opt.future_skew_minutes * 60 * 1000);
-  settings.token_ttl_ms = hours(opt.token_ttl_hours);
+  flags.service.windows.batch_max_age_ms = hours(opt.batch_window_hours);
+  flags.service.windows.batch_month_grace_ms = hours(opt.batch_month_grace_hours);
+  flags.service.windows.meter_usage_max_age_ms = hours(opt.meter_usage_window_hours);
+  flags.service.windows.max_future_ms = static_cast<int64_t>(opt.future_skew_minutes * 60 * 1000);
+  flags.service.token_ttl_ms = hours(opt.token_ttl_hours);
   if (opt.task_metering_interval_seconds < 1) return Fail("--task-metering-interval-seconds >= 1");
+  if (opt.throttle != "on" && opt.throttle != "off") return Fail("--throttle must be on or off");
+  flags.throttle = opt.throttle_rates;
+  flags.throttle.enabled = opt.throttle == "on";
 
   const model::ServiceModel& model = model::ServiceModel::Builtin();
   auth::SigV4Verifier verifier(&holder, model.signing_name());
   metering::MeteringService service(&holder, clock.get(), store->get(), signing_keys.get(),
-                                    settings);
+                                    flags.service);
+  metering::Throttler throttler(clock.get(), flags.throttle);
+
+  // The catalog in force: the stored one, with --catalog applied on top (docs/CONTROL-PLANE.md).
+  control::ControlPlaneDeps deps;
+  deps.catalog = &holder;
+  deps.clock = clock.get();
+  deps.manual_clock = manual_clock;
+  deps.store = store->get();
+  deps.service = &service;
+  deps.throttler = &throttler;
+  deps.signing_keys = signing_keys.get();
+  control::ControlPlane control_plane(deps, flags);
+  if (Status st = control_plane.Start(opt.catalog_path); !st.ok()) return Fail(st.ToString());
+
   if (Status st = service.PrepareCatalog(); !st.ok()) return Fail(st.ToString());
   if (Status st = service.MeterTaskRuns(); !st.ok()) return Fail(st.ToString());
   Ticker task_metering(std::chrono::seconds(opt.task_metering_interval_seconds), [&service] {
@@ -169,27 +221,33 @@ int Serve(const ServeOptions& opt) {
                 << std::endl;
     }
   });
-  if (opt.throttle != "on" && opt.throttle != "off") return Fail("--throttle must be on or off");
-  metering::ThrottleSettings throttle_settings = opt.throttle_rates;
-  throttle_settings.enabled = opt.throttle == "on";
-  metering::Throttler throttler(clock.get(), throttle_settings);
-  protocol::ApiHandler handler(&holder, &verifier, &service, &model, signing_keys.get(),
-                               &throttler);
+  metering::FaultInjector faults;
+  protocol::ApiHandler handler(&holder, &verifier, &service, &model, signing_keys.get(), &throttler,
+                               &faults);
 
-  http::HttpServerOptions http_options;
-  size_t colon = opt.listen.rfind(':');
-  if (colon == std::string::npos) return Fail("--listen must be HOST:PORT");
-  http_options.host = opt.listen.substr(0, colon);
-  if (http_options.host.size() > 2 && http_options.host.front() == '[') {
-    http_options.host = http_options.host.substr(1, http_options.host.size() - 2);
+  std::unique_ptr<admin::AdminHandler> admin_handler;
+  std::unique_ptr<http::HttpServer> admin_server;
+  if (admin_enabled) {
+    const std::string token_path =
+        opt.admin_token_file.empty() ? opt.data_dir + "/admin-token" : opt.admin_token_file;
+    bool created = false;
+    auto token = admin::LoadOrCreateAdminToken(token_path, &created);
+    if (!token.ok()) return Fail(token.status().ToString());
+    if (created) {
+      std::cerr << "meterd: new admin API token (shown once; kept in " << token_path
+                << "): " << *token << std::endl;
+    }
+    admin_handler = std::make_unique<admin::AdminHandler>(&control_plane, signing_keys.get(),
+                                                          &faults, *token, opt.store);
+    admin_options.threads = 1;
+    admin_options.max_body_bytes = size_t{16} * 1024 * 1024;  // whole catalogs
+    admin_server = http::NewBeastServer(admin_options, admin_handler.get());
+    auto admin_port = admin_server->Start();
+    if (!admin_port.ok()) return Fail("--admin-listen: " + admin_port.status().message());
+    std::printf("meterd: admin API listening on %s:%u\n", admin_options.host.c_str(),
+                static_cast<unsigned>(*admin_port));
   }
-  try {
-    int port = std::stoi(opt.listen.substr(colon + 1));
-    if (port < 0 || port > 65535) return Fail("--listen port out of range");
-    http_options.port = static_cast<uint16_t>(port);
-  } catch (const std::exception&) {
-    return Fail("--listen must be HOST:PORT");
-  }
+
   http_options.threads = opt.threads;
   if (opt.idle_timeout_seconds < 1 || opt.request_timeout_seconds < 1 || opt.max_connections < 1) {
     return Fail("timeouts and --max-connections must be at least 1");
@@ -200,14 +258,17 @@ int Serve(const ServeOptions& opt) {
   auto server = http::NewBeastServer(http_options, &handler);
   auto port = server->Start();
   if (!port.ok()) return Fail(port.status().message());
-  std::printf("meterd: listening on %s:%u\n", opt.listen.substr(0, colon).c_str(),
+  std::printf("meterd: listening on %s:%u\n", http_options.host.c_str(),
               static_cast<unsigned>(*port));
   std::fflush(stdout);
 
   int received = 0;
   sigwait(&signals, &received);
   std::cerr << "meterd: stopping (signal " << received << ")" << std::endl;
-  // Stop taking requests, then let the writer finish (and fsync) what was queued.
+  // Answer what fault injection still delays, stop taking requests, then let the writer finish
+  // (and fsync) what was queued.
+  handler.StopDelays();
+  if (admin_server) admin_server->Stop();
   server->Stop();
   task_metering.Stop();
   (*store)->Close();
@@ -256,44 +317,6 @@ int KeysExport(const ToolOptions& opt) {
   return 0;
 }
 
-// meterd tokens issue: a new registration token for (product, buyer[, license]), stored in the
-// data dir (the running server resolves it at once).
-int TokensIssue(const ToolOptions& opt) {
-  using namespace meterd;
-  auto catalog = catalog::Catalog::LoadFile(opt.catalog_path, WallClockMillis());
-  if (!catalog.ok()) return Fail(catalog.status().message());
-  const catalog::Product* product = (*catalog)->FindProduct(opt.product);
-  if (product == nullptr || product->kind != catalog::ProductKind::kSaas) {
-    return Fail("unknown SaaS product " + opt.product);
-  }
-  if ((*catalog)->FindAccount(opt.account) == nullptr)
-    return Fail("unknown account " + opt.account);
-  if (!opt.license.empty()) {
-    const catalog::Subscription* license = (*catalog)->FindLicense(opt.license);
-    if (license == nullptr || license->account != opt.account ||
-        license->product != product->code) {
-      return Fail("--license is not a license of this account and product");
-    }
-  } else if (product->integration == catalog::Integration::kConcurrentAgreements) {
-    return Fail("a product with concurrent agreements needs --license");
-  }
-  store::StoreOptions options;
-  options.data_dir = opt.data_dir;
-  auto store = store::OpenStore("sqlite", options);
-  if (!store.ok()) return Fail(store.status().ToString());
-  store::RegistrationTokenRow row{"mrt-" + RandomUuid(), product->seller, product->code,
-                                  opt.account,           opt.license,     WallClockMillis()};
-  std::promise<Status> committed;
-  (*store)->Submit(
-      store::WriteUnit{[&row](store::Transaction& txn) { return txn.PutRegistrationToken(row); },
-                       [&committed](const Status& st) { committed.set_value(st); }});
-  Status st = committed.get_future().get();
-  (*store)->Close();
-  if (!st.ok()) return Fail(st.ToString());
-  std::cout << row.token << std::endl;
-  return 0;
-}
-
 // meterd verify-token: checks a RegisterUsage signature offline with a public key PEM.
 int VerifyToken(const ToolOptions& opt) {
   using namespace meterd;
@@ -328,7 +351,14 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   serve->add_option("--data", opt.data_dir, "Data directory (the embedded store)")
       ->capture_default_str();
-  serve->add_option("--catalog", opt.catalog_path, "Catalog JSON file")->required();
+  serve->add_option("--catalog", opt.catalog_path,
+                    "Catalog JSON file, applied over the stored catalog at start (optional)");
+  serve
+      ->add_option("--admin-listen", opt.admin_listen,
+                   "HOST:PORT of the admin API (port 0: any free port; off: no admin API)")
+      ->capture_default_str();
+  serve->add_option("--admin-token-file", opt.admin_token_file,
+                    "The admin API's bearer token file (default DATA/admin-token; created once)");
   serve->add_option("--store", opt.store, "Store backend: sqlite or memory")->capture_default_str();
   serve->add_option("--threads", opt.threads, "HTTP event loops (0: one per core)");
   serve
@@ -404,15 +434,6 @@ int main(int argc, char** argv) {
   keys_export->add_option("--version", tool.version, "Key version (pem)");
   keys_export->add_option("--format", tool.format, "pem or jwks")->capture_default_str();
 
-  CLI::App* tokens_cmd = app.add_subcommand("tokens", "Registration tokens (ResolveCustomer)");
-  tokens_cmd->require_subcommand(1);
-  CLI::App* tokens_issue = tokens_cmd->add_subcommand("issue", "Issue a registration token");
-  tokens_issue->add_option("--data", tool.data_dir, "Data directory")->capture_default_str();
-  tokens_issue->add_option("--catalog", tool.catalog_path, "Catalog JSON file")->required();
-  tokens_issue->add_option("--product", tool.product, "SaaS product code")->required();
-  tokens_issue->add_option("--account", tool.account, "Buyer account id")->required();
-  tokens_issue->add_option("--license", tool.license, "LicenseArn (concurrent agreements)");
-
   CLI::App* verify = app.add_subcommand(
       "verify-token", "Verify a RegisterUsage signature (JWT, PS256) with a public key");
   verify->add_option("--token", tool.token, "The Signature returned by RegisterUsage")->required();
@@ -422,7 +443,6 @@ int main(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
   if (serve->parsed()) return Serve(opt);
   if (keys_export->parsed()) return KeysExport(tool);
-  if (tokens_issue->parsed()) return TokensIssue(tool);
   if (verify->parsed()) return VerifyToken(tool);
   return 0;
 }

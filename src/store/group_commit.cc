@@ -2,9 +2,19 @@
 
 #include <pthread.h>
 
+#include <future>
 #include <vector>
 
 namespace meterd::store {
+
+Status SubmitAndWait(Store* store, std::function<Status(Transaction&)> apply) {
+  std::promise<Status> committed;
+  WriteUnit unit;
+  unit.apply = std::move(apply);
+  unit.done = [&committed](const Status& st) { committed.set_value(st); };
+  store->Submit(std::move(unit));
+  return committed.get_future().get();
+}
 
 GroupCommitStore::GroupCommitStore(std::unique_ptr<Backend> backend, size_t max_group_units)
     : backend_(std::move(backend)), max_group_units_(max_group_units) {

@@ -1,6 +1,8 @@
 #include "store/memory_store.h"
 
+#include <algorithm>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <set>
 #include <utility>
@@ -19,6 +21,8 @@ class MemoryBackend final : public Backend, public Transaction {
     pending_entitlements_.clear();
     pending_runs_.clear();
     pending_reg_tokens_.clear();
+    pending_reg_token_deletes_.clear();
+    pending_catalog_.reset();
     return Status::Ok();
   }
   Transaction& txn() override { return *this; }
@@ -29,6 +33,8 @@ class MemoryBackend final : public Backend, public Transaction {
     for (auto& key : pending_entitlements_) entitlements_.insert(key);
     for (auto& [key, value] : pending_runs_) runs_[key] = std::move(value);
     for (auto& [key, value] : pending_reg_tokens_) reg_tokens_[key] = std::move(value);
+    for (const auto& key : pending_reg_token_deletes_) reg_tokens_.erase(key);
+    if (pending_catalog_) catalog_ = std::move(pending_catalog_);
     return Begin();
   }
   void Rollback() override { (void)Begin(); }
@@ -99,13 +105,45 @@ class MemoryBackend final : public Backend, public Transaction {
   }
   Result<std::optional<RegistrationTokenRow>> FindRegistrationToken(
       const std::string& token) override {
+    if (pending_reg_token_deletes_.count(token)) return std::optional<RegistrationTokenRow>();
     const RegistrationTokenRow* row = Lookup(pending_reg_tokens_, reg_tokens_, token);
     return row ? std::optional<RegistrationTokenRow>(*row) : std::nullopt;
   }
   Status PutRegistrationToken(const RegistrationTokenRow& row) override {
-    if (Lookup(pending_reg_tokens_, reg_tokens_, row.token) == nullptr) {
-      pending_reg_tokens_[row.token] = row;
+    if (FindRegistrationToken(row.token)->has_value()) return Status::Ok();
+    pending_reg_token_deletes_.erase(row.token);
+    pending_reg_tokens_[row.token] = row;
+    return Status::Ok();
+  }
+  Result<std::vector<RegistrationTokenRow>> ListRegistrationTokens() override {
+    std::map<std::string, RegistrationTokenRow> merged = reg_tokens_;
+    for (const auto& key : pending_reg_token_deletes_) merged.erase(key);
+    for (const auto& [key, value] : pending_reg_tokens_) merged[key] = value;
+    std::vector<RegistrationTokenRow> out;
+    out.reserve(merged.size());
+    for (auto& [key, value] : merged) out.push_back(std::move(value));
+    std::stable_sort(out.begin(), out.end(),
+                     [](const auto& a, const auto& b) { return a.issued_ms < b.issued_ms; });
+    return out;
+  }
+  Result<bool> DeleteRegistrationToken(const std::string& token) override {
+    if (!FindRegistrationToken(token)->has_value()) return false;
+    pending_reg_tokens_.erase(token);
+    pending_reg_token_deletes_.insert(token);
+    return true;
+  }
+  Result<std::optional<CatalogVersion>> LatestCatalog() override {
+    if (pending_catalog_) return std::optional<CatalogVersion>(*pending_catalog_);
+    if (catalog_) return std::optional<CatalogVersion>(*catalog_);
+    return std::optional<CatalogVersion>();
+  }
+  Status PutCatalog(const CatalogVersion& version) override {
+    auto latest = LatestCatalog();
+    int64_t expected = latest->has_value() ? (*latest)->version + 1 : 1;
+    if (version.version != expected) {
+      return Status(StatusCode::kIoError, "catalog version conflict");
     }
+    pending_catalog_ = std::make_unique<CatalogVersion>(version);
     return Status::Ok();
   }
 
@@ -128,6 +166,8 @@ class MemoryBackend final : public Backend, public Transaction {
   std::map<std::pair<std::string, std::string>, RunState> runs_, pending_runs_;
   std::map<std::string, RegistrationTokenRow> reg_tokens_,
       pending_reg_tokens_;  // guards the committed maps against CountUsageRows from other threads
+  std::set<std::string> pending_reg_token_deletes_;
+  std::unique_ptr<CatalogVersion> catalog_, pending_catalog_;
   std::map<std::string, UsageRow> usage_, pending_usage_;
   std::map<std::pair<std::string, std::string>, ClientTokenEntry> tokens_, pending_tokens_;
   std::set<std::pair<std::string, std::string>> entitlements_, pending_entitlements_;

@@ -62,6 +62,12 @@ CREATE TABLE IF NOT EXISTS registration_tokens (
   license_arn TEXT NOT NULL,
   issued_ms INTEGER NOT NULL
 );
+CREATE TABLE IF NOT EXISTS catalog_versions (
+  version INTEGER PRIMARY KEY,
+  document TEXT NOT NULL,
+  changed_ms INTEGER NOT NULL,
+  change TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS workload_entitlements (
   workload_id TEXT NOT NULL,
   product_code TEXT NOT NULL,
@@ -127,6 +133,10 @@ class SqliteBackend final : public Backend, public Transaction {
     stop_run_.reset();
     find_reg_token_.reset();
     put_reg_token_.reset();
+    list_reg_tokens_.reset();
+    delete_reg_token_.reset();
+    latest_catalog_.reset();
+    put_catalog_.reset();
     begin_.reset();
     commit_.reset();
     rollback_.reset();
@@ -206,6 +216,24 @@ class SqliteBackend final : public Backend, public Transaction {
         db_,
         "INSERT INTO registration_tokens (token, seller_account, product_code, customer_account, "
         "license_arn, issued_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT DO NOTHING"));
+    list_reg_tokens_ = std::make_unique<Statement>();
+    METERD_RETURN_IF_ERROR(list_reg_tokens_->Prepare(
+        db_,
+        "SELECT token, seller_account, product_code, customer_account, license_arn, issued_ms "
+        "FROM registration_tokens ORDER BY issued_ms, token"));
+    delete_reg_token_ = std::make_unique<Statement>();
+    METERD_RETURN_IF_ERROR(
+        delete_reg_token_->Prepare(db_, "DELETE FROM registration_tokens WHERE token = ?1"));
+    latest_catalog_ = std::make_unique<Statement>();
+    METERD_RETURN_IF_ERROR(latest_catalog_->Prepare(
+        db_,
+        "SELECT version, document, changed_ms, change FROM catalog_versions ORDER BY version "
+        "DESC LIMIT 1"));
+    put_catalog_ = std::make_unique<Statement>();
+    METERD_RETURN_IF_ERROR(put_catalog_->Prepare(
+        db_,
+        "INSERT INTO catalog_versions (version, document, changed_ms, change) VALUES (?1, ?2, ?3, "
+        "?4)"));
     begin_ = std::make_unique<Statement>();
     METERD_RETURN_IF_ERROR(begin_->Prepare(db_, "BEGIN IMMEDIATE"));
     commit_ = std::make_unique<Statement>();
@@ -397,6 +425,47 @@ class SqliteBackend final : public Backend, public Transaction {
     s.Bind(6, row.issued_ms);
     return Run(s, "put registration token");
   }
+  Result<std::vector<RegistrationTokenRow>> ListRegistrationTokens() override {
+    Statement& s = *list_reg_tokens_;
+    std::vector<RegistrationTokenRow> rows;
+    int rc;
+    while ((rc = s.Step()) == SQLITE_ROW) {
+      rows.push_back(
+          RegistrationTokenRow{s.Text(0), s.Text(1), s.Text(2), s.Text(3), s.Text(4), s.Int(5)});
+    }
+    s.Reset();
+    if (rc != SQLITE_DONE) return SqlError(db_, "list registration tokens");
+    return rows;
+  }
+  Result<bool> DeleteRegistrationToken(const std::string& token) override {
+    Statement& s = *delete_reg_token_;
+    s.Bind(1, token);
+    METERD_RETURN_IF_ERROR(Run(s, "delete registration token"));
+    return sqlite3_changes(db_) > 0;
+  }
+  Result<std::optional<CatalogVersion>> LatestCatalog() override {
+    Statement& s = *latest_catalog_;
+    int rc = s.Step();
+    if (rc == SQLITE_DONE) {
+      s.Reset();
+      return std::optional<CatalogVersion>();
+    }
+    if (rc != SQLITE_ROW) {
+      s.Reset();
+      return SqlError(db_, "latest catalog");
+    }
+    CatalogVersion v{s.Int(0), s.Text(1), s.Int(2), s.Text(3)};
+    s.Reset();
+    return std::optional<CatalogVersion>(std::move(v));
+  }
+  Status PutCatalog(const CatalogVersion& v) override {
+    Statement& s = *put_catalog_;
+    s.Bind(1, v.version);
+    s.Bind(2, v.document);
+    s.Bind(3, v.changed_ms);
+    s.Bind(4, v.change);
+    return Run(s, "put catalog");
+  }
 
  private:
   Status Exec(const char* sql) {
@@ -440,8 +509,9 @@ class SqliteBackend final : public Backend, public Transaction {
   sqlite3* read_db_ = nullptr;
   std::mutex read_mu_;
   std::unique_ptr<Statement> insert_usage_, find_usage_, find_token_, put_token_, find_entitlement_,
-      put_entitlement_, open_run_, open_runs_, stop_run_, find_reg_token_, put_reg_token_, begin_,
-      commit_, rollback_, count_;
+      put_entitlement_, open_run_, open_runs_, stop_run_, find_reg_token_, put_reg_token_,
+      list_reg_tokens_, delete_reg_token_, latest_catalog_, put_catalog_, begin_, commit_,
+      rollback_, count_;
 };
 
 }  // namespace

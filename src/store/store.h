@@ -72,6 +72,15 @@ struct RegistrationTokenRow {
   int64_t issued_ms = 0;
 };
 
+// One version of the control-plane catalog (docs/CONTROL-PLANE.md): the whole document, as
+// canonical JSON. Versions count up from 1; the highest one is the catalog in force.
+struct CatalogVersion {
+  int64_t version = 0;
+  std::string document;
+  int64_t changed_ms = 0;
+  std::string change;  // what changed, for people ("POST /v1/accounts 111122223333")
+};
+
 // Reads and writes inside one group-commit transaction. Only valid inside the `apply` function
 // it was handed to, on the writer thread; not thread-safe. Errors are store errors (kIoError,
 // kCorruption): they fail the whole group, which is then rolled back.
@@ -98,6 +107,15 @@ class Transaction {
   virtual Result<std::optional<RegistrationTokenRow>> FindRegistrationToken(
       const std::string& token) = 0;
   virtual Status PutRegistrationToken(const RegistrationTokenRow& row) = 0;
+  // Every registration token, oldest first.
+  virtual Result<std::vector<RegistrationTokenRow>> ListRegistrationTokens() = 0;
+  // Revokes a token; false when there was none.
+  virtual Result<bool> DeleteRegistrationToken(const std::string& token) = 0;
+  // The catalog in force (the highest version), if any was ever stored.
+  virtual Result<std::optional<CatalogVersion>> LatestCatalog() = 0;
+  // Stores a new version; `version` must be one more than the latest (a unique key, so two
+  // nodes changing the catalog at once cannot both win).
+  virtual Status PutCatalog(const CatalogVersion& version) = 0;
 };
 
 // One unit of work for the writer. `apply` runs on the writer thread inside the group's
@@ -126,6 +144,10 @@ class Store {
   // Number of ledger rows (reads the committed state; for tests and diagnostics).
   virtual Result<int64_t> CountUsageRows() = 0;
 };
+
+// Submits one unit and blocks until it committed or failed (start-up, control-plane and
+// background work; never on the request path, which must not block an event loop).
+Status SubmitAndWait(Store* store, std::function<Status(Transaction&)> apply);
 
 struct StoreOptions {
   std::string data_dir;  // embedded store: the directory holding meterd.db

@@ -71,7 +71,7 @@ export class Meterd {
     this.logPath = path.join(this.dataDir, 'meterd.stderr.log');
     const logFd = openSync(this.logPath, 'a');
     const args = ['serve', '--listen', '127.0.0.1:0', '--data', this.dataDir,
-      '--catalog', this.catalog, ...this.extraArgs];
+      '--catalog', this.catalog, '--admin-listen', '127.0.0.1:0', ...this.extraArgs];
     const proc = spawn(METERD, args, { stdio: ['ignore', 'pipe', logFd] });
     closeSync(logFd); // the child keeps its own copy
     this.proc = proc;

@@ -1,18 +1,24 @@
 """Start and stop a real meterd binary for end-to-end tests.
 
-Every server binds to 127.0.0.1 on a port the kernel picks (``--listen 127.0.0.1:0``); meterd
-prints ``meterd: listening on 127.0.0.1:PORT`` on stdout once it accepts connections. Servers
+Every server binds to 127.0.0.1 on ports the kernel picks (``--listen 127.0.0.1:0``,
+``--admin-listen 127.0.0.1:0``); meterd prints ``meterd: admin API listening on 127.0.0.1:PORT``
+and then ``meterd: listening on 127.0.0.1:PORT`` on stdout once it accepts connections. Servers
 are stopped by PID. Only loopback traffic is ever sent.
 """
+import json
 import os
 import shutil
 import signal
 import subprocess
 import tempfile
 import time
+import urllib.error
+import urllib.parse
+import urllib.request
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 METERD = os.environ.get("METERD_BIN", os.path.join(REPO, "build", "bin", "meterd"))
+METERCTL = os.environ.get("METERCTL_BIN", os.path.join(os.path.dirname(METERD), "meterctl"))
 TEST_CATALOG = os.path.join(REPO, "tests", "fixtures", "catalog.test.json")
 EXAMPLE_CATALOG = os.path.join(REPO, "tests", "fixtures", "catalog.example.json")
 
@@ -51,22 +57,62 @@ class Meterd:
 
     def __init__(self, catalog=TEST_CATALOG, data_dir=None, extra_args=(), throttle=False):
         """throttle=False starts meterd with --throttle off: tests of everything but throttling
-        (D14) must not depend on how fast the machine sends. Throttling tests pass True."""
+        (D14) must not depend on how fast the machine sends. Throttling tests pass True.
+        catalog=None starts on the stored catalog alone (no --catalog)."""
         self.catalog = catalog
         self._own_dir = data_dir is None
         self.data_dir = data_dir or tempfile.mkdtemp(prefix="meterd-test-")
         self.extra_args = list(extra_args) + ([] if throttle else ["--throttle", "off"])
         self.proc = None
         self.port = None
+        self.admin_port = None
 
     @property
     def endpoint(self):
         return "http://127.0.0.1:%d" % self.port
 
+    @property
+    def admin_endpoint(self):
+        return "http://127.0.0.1:%d" % self.admin_port
+
+    @property
+    def admin_token(self):
+        with open(os.path.join(self.data_dir, "admin-token")) as f:
+            return f.read().strip()
+
+    def admin(self, method, path, body=None, token=None, raw=None):
+        """Calls the admin API; returns (HTTP status, parsed JSON body or None)."""
+        data = raw if raw is not None else (None if body is None else json.dumps(body).encode())
+        req = urllib.request.Request(self.admin_endpoint + path, data=data, method=method)
+        req.add_header("Authorization", "Bearer " + (self.admin_token if token is None else token))
+        if data is not None:
+            req.add_header("Content-Type", "application/json")
+        try:
+            with urllib.request.urlopen(req, timeout=60) as resp:
+                status, text = resp.status, resp.read().decode()
+        except urllib.error.HTTPError as e:
+            status, text = e.code, e.read().decode()
+        return status, (json.loads(text) if text.strip() else None)
+
+    def meterctl(self, *args, check=True, timeout=60):
+        """Runs build/bin/meterctl against this server; returns the CompletedProcess."""
+        env = dict(os.environ, METERD_ADMIN_URL=self.admin_endpoint,
+                   METERD_ADMIN_TOKEN=self.admin_token)
+        p = subprocess.run([METERCTL] + [str(a) for a in args], capture_output=True, text=True,
+                           env=env, timeout=timeout)
+        if check and p.returncode != 0:
+            raise AssertionError("meterctl %s: rc %d\nstdout=%s\nstderr=%s"
+                                 % (" ".join(map(str, args)), p.returncode, p.stdout, p.stderr))
+        return p
+
     def start(self, timeout=20):
         self.log_path = os.path.join(self.data_dir, "meterd.stderr.log")
-        args = [METERD, "serve", "--listen", "127.0.0.1:0", "--data", self.data_dir,
-                "--catalog", self.catalog] + self.extra_args
+        args = [METERD, "serve", "--listen", "127.0.0.1:0", "--data", self.data_dir]
+        if self.catalog is not None:
+            args += ["--catalog", self.catalog]
+        if "--admin-listen" not in self.extra_args:
+            args += ["--admin-listen", "127.0.0.1:0"]
+        args += self.extra_args
         self._log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=self._log)
         deadline = time.time() + timeout
@@ -74,6 +120,8 @@ class Meterd:
             line = self.proc.stdout.readline().decode()
             if not line:
                 break
+            if line.startswith("meterd: admin API listening on "):
+                self.admin_port = int(line.strip().rsplit(":", 1)[1])
             if line.startswith("meterd: listening on "):
                 self.port = int(line.strip().rsplit(":", 1)[1])
                 return self

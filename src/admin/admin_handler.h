@@ -1,0 +1,68 @@
+// The admin API (docs/CONTROL-PLANE.md, docs/admin-api.openapi.yaml): JSON over HTTP on its own
+// listener, every request authenticated with the bearer token. It turns requests into control
+// plane changes (ControlPlane), fault-injection rules (FaultInjector) and clock moves; errors are
+// {"code","message"} with the HTTP status of AdminError in admin_handler.cc, the one place that
+// maps a Status to an admin error.
+//
+// Thread-safe. Handle blocks until a change is durable, so the admin listener runs on its own
+// event loop, apart from the metering API's.
+#pragma once
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "control/control_plane.h"
+#include "http/http_server.h"
+#include "json/json.h"
+#include "keys/signing_keys.h"
+#include "metering/faults.h"
+
+namespace meterd::admin {
+
+class AdminHandler final : public http::HttpHandler {
+ public:
+  // None of the pointers is owned; all must outlive the handler. `faults` may be null (fault
+  // injection routes answer 404 then). `token` is the bearer token clients must present.
+  AdminHandler(control::ControlPlane* control, keys::SigningKeyStore* signing_keys,
+               metering::FaultInjector* faults, std::string token, std::string store_name)
+      : control_(control),
+        signing_keys_(signing_keys),
+        faults_(faults),
+        token_(std::move(token)),
+        store_name_(std::move(store_name)) {}
+
+  void Handle(HttpRequest request, http::Responder respond) override;
+  HttpResponse Reject(http::RejectReason reason) override;
+
+  // The request, routed and answered (exposed for unit tests; Handle calls it).
+  HttpResponse Serve(const HttpRequest& request);
+
+ private:
+  struct Call;  // one parsed request
+  HttpResponse Route(const Call& call);
+  HttpResponse Collection(const Call& call, std::string_view collection);
+  HttpResponse Credentials(const Call& call);
+  HttpResponse Workloads(const Call& call);
+  HttpResponse Products(const Call& call);
+  HttpResponse SigningKeys(const Call& call, const std::string& code);
+  HttpResponse Subscriptions(const Call& call);
+  HttpResponse RegistrationTokens(const Call& call);
+  HttpResponse Regions(const Call& call);
+  HttpResponse SettingsRoute(const Call& call);
+  HttpResponse Clock(const Call& call);
+  HttpResponse Faults(const Call& call);
+  HttpResponse StatusRoute(const Call& call);
+
+  control::ControlPlane* control_;
+  keys::SigningKeyStore* signing_keys_;
+  metering::FaultInjector* faults_;
+  const std::string token_;
+  const std::string store_name_;
+};
+
+// Reads the admin token at `path`, or creates it (0600, 32 random bytes as hex) when the file
+// does not exist; `*created` tells which, so that a new token is printed once.
+Result<std::string> LoadOrCreateAdminToken(const std::string& path, bool* created);
+
+}  // namespace meterd::admin

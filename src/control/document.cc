@@ -113,28 +113,29 @@ std::string EntryName(std::string_view collection, const json::Value& entry) {
   return name + "/" + EntryKey(collection, entry);
 }
 
-std::vector<json::Value> Entries(const json::Value& doc, std::string_view collection) {
+namespace {
+// The collection's list in `doc`, or null when absent or not a list.
+const json::Value* ListOf(const json::Value& doc, std::string_view collection) {
   const json::Value* list = nullptr;
   if (collection == kRegions) {
-    const json::Value* regions = doc.Find("regions");
+    const json::Value* regions = doc.is_object() ? doc.Find("regions") : nullptr;
     list = regions != nullptr && regions->is_object() ? regions->Find("disabled") : nullptr;
-  } else {
+  } else if (doc.is_object()) {
     list = doc.Find(collection);
   }
-  if (list == nullptr || !list->is_array()) return {};
-  return list->items();
+  return list != nullptr && list->is_array() ? list : nullptr;
+}
+}  // namespace
+
+std::vector<json::Value> Entries(const json::Value& doc, std::string_view collection) {
+  const json::Value* list = ListOf(doc, collection);
+  return list != nullptr ? list->items() : std::vector<json::Value>();
 }
 
 const json::Value* FindEntry(const json::Value& doc, std::string_view collection,
                              std::string_view key) {
-  const json::Value* list = nullptr;
-  if (collection == kRegions) {
-    const json::Value* regions = doc.Find("regions");
-    list = regions != nullptr && regions->is_object() ? regions->Find("disabled") : nullptr;
-  } else {
-    list = doc.Find(collection);
-  }
-  if (list == nullptr || !list->is_array()) return nullptr;
+  const json::Value* list = ListOf(doc, collection);
+  if (list == nullptr) return nullptr;
   for (const auto& entry : list->items()) {
     if (EntryKey(collection, entry) == key) return &entry;
   }
@@ -280,15 +281,13 @@ Result<MergeOutcome> MergeCatalog(const json::Value& current, const json::Value&
   MergeOutcome out;
   out.document = Canonical(current.is_object() ? current : json::Value::Object({}));
   for (std::string_view collection : kCollections) {
-    const json::Value* list = nullptr;
+    const json::Value* list = incoming.Find(collection);
     if (collection == kRegions) {
       const json::Value* regions = incoming.Find("regions");
       if (regions != nullptr && !regions->is_null() && !regions->is_object()) {
         return Status(StatusCode::kInvalidArgument, "\"regions\" must be an object");
       }
       list = regions != nullptr && regions->is_object() ? regions->Find("disabled") : nullptr;
-    } else {
-      list = incoming.Find(collection);
     }
     if (list == nullptr || list->is_null()) continue;
     if (!list->is_array()) {

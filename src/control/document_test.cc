@@ -105,6 +105,9 @@ TEST(DocumentTest, MergeRefusesWhatItCannotKey) {
   EXPECT_FALSE(MergeCatalog(empty, Parse(R"({"accounts":[{"name":"x"}]})")).ok());
   EXPECT_FALSE(MergeCatalog(empty, Parse(R"({"accounts":[{"id":"1"},{"id":"1"}]})")).ok());
   EXPECT_FALSE(MergeCatalog(empty, Parse(R"([])")).ok());
+  EXPECT_FALSE(MergeCatalog(empty, Parse(R"({"regions":[]})")).ok());
+  EXPECT_FALSE(MergeCatalog(empty, Parse(R"({"regions":{"disabled":{}}})")).ok());
+  EXPECT_FALSE(MergeCatalog(empty, Parse(R"({"settings":[]})")).ok());
 }
 
 }  // namespace

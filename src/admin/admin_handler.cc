@@ -663,7 +663,9 @@ HttpResponse AdminHandler::Regions(const Call& call) {
   if (call.path.size() != 2) return NotFound("no such route");
   const std::string& region = call.path[1];
   if (call.method == "GET") {
-    const Value* entry = FindEntry(control_->Document(), kCollection, region);
+    // Keep the document alive: FindEntry points into it.
+    const Value document = control_->Document();
+    const Value* entry = FindEntry(document, kCollection, region);
     if (entry != nullptr) return JsonAnswer(200, *entry);
     return JsonAnswer(
         200, Value::Object({{"operations", Value::Array({})}, {"region", Value::String(region)}}));

@@ -1,12 +1,11 @@
 """ResolveCustomer through boto3, AWS CLI v1 and AWS CLI v2 (docs/BEHAVIOUR-DECISIONS.md
 "ResolveCustomer", BEHAVIOUR.md D12): answers for legacy and concurrent-agreements tokens, every
 modeled error and the order of checks, token expiry on a frozen business clock
-(`--clock manual`, `--token-ttl-hours`, catalog `issuedAt`), and `meterd tokens issue`."""
+(`--clock manual`, `--token-ttl-hours`, catalog `issuedAt`), and `meterctl tokens issue`."""
 import copy
 import json
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -16,7 +15,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
 
 from e2e_support import (OwnDataDirTestCase,   # noqa: E402
-    AGENTCORE, CA_LICENSE, DISABLED, EC2, ECS, EKS_WEST, GLOBEX_ACCOUNT, GLOBEX_CUSTOMER, METERD,
+    AGENTCORE, CA_LICENSE, DISABLED, EC2, ECS, EKS_WEST, GLOBEX_ACCOUNT, GLOBEX_CUSTOMER,
     OTHER_SAAS, OTHER_SELLER, SAAS, SAAS_CA, SELLER, TEMP_EC2, TEST_CATALOG, CliTestCase, Meterd,
     ServerTestCase, iso, ledger_snapshot, require_binary)
 from meterd_harness import (  # noqa: E402
@@ -186,12 +185,11 @@ class ResolveCustomerThrottlingTests(_ResolveMixin, ServerTestCase):
 
 # =============================================================================================
 class TokensIssueCommandTests(_ResolveMixin, ServerTestCase):
-    """`meterd tokens issue` against the running server's data dir; the token resolves at once."""
+    """`meterctl tokens issue` against the running server's admin API; the token resolves at
+    once."""
 
     def issue(self, *args):
-        cmd = [METERD, "tokens", "issue", "--data", self.server.data_dir, "--catalog",
-               self.server.catalog] + list(args)
-        p = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+        p = self.server.meterctl("tokens", "issue", *args, check=False)
         self.assertEqual(p.returncode, 0, "rc %s\nstdout=%s\nstderr=%s"
                          % (p.returncode, p.stdout, p.stderr))
         token = p.stdout.strip()
@@ -210,7 +208,7 @@ class TokensIssueCommandTests(_ResolveMixin, ServerTestCase):
         self.assertResolves(token2, SAAS_ANSWER)
 
     def test_issue_concurrent_agreements_token_resolves_with_license(self):
-        token = self.issue("--product", SAAS_CA, "--account", GLOBEX_ACCOUNT, "--license",
+        token = self.issue("--product", SAAS_CA, "--account", GLOBEX_ACCOUNT, "--license-arn",
                            CA_LICENSE)
         got = self.assertResolves(token, CA_ANSWER)
         self.assertNotIn("CustomerIdentifier", got)

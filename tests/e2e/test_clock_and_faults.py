@@ -35,7 +35,7 @@ RETRY_SEED = 11
 
 def require_meterctl():
     if not os.access(METERCTL, os.X_OK):
-        raise unittest.SkipTest("meterctl binary not built: %s" % METERCTL)
+        raise AssertionError("meterctl binary not built: %s (cmake --build build)" % METERCTL)
 
 
 # =============================================================================================

@@ -32,7 +32,7 @@ EXIT_UNAUTHORIZED, EXIT_UNAVAILABLE = 5, 6
 def require_meterctl():
     require_binary()
     if not os.access(METERCTL, os.X_OK):
-        raise unittest.SkipTest("meterctl binary not built: %s" % METERCTL)
+        raise AssertionError("meterctl binary not built: %s (cmake --build build)" % METERCTL)
 
 
 def run_meterctl(*args, env=None):

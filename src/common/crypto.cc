@@ -2,27 +2,67 @@
 
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
-#include <openssl/hmac.h>
 #include <openssl/rand.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <random>
 
 namespace meterd {
 
-Sha256Digest Sha256(std::string_view data) {
+namespace {
+
+// SHA-256 fetched once: OpenSSL 3 resolves EVP_sha256() on every use through a locked provider
+// lookup, which showed up in profiles of the request path (every SigV4 check hashes).
+const EVP_MD* Sha256Md() {
+  static EVP_MD* md = EVP_MD_fetch(nullptr, "SHA256", nullptr);
+  return md;
+}
+
+// One digest context per thread, reused (allocation-free hashing).
+EVP_MD_CTX* ThreadDigestContext() {
+  struct Holder {
+    EVP_MD_CTX* ctx = EVP_MD_CTX_new();
+    ~Holder() { EVP_MD_CTX_free(ctx); }
+  };
+  thread_local Holder holder;
+  return holder.ctx;
+}
+
+Sha256Digest Digest2(std::string_view a, std::string_view b) {
   Sha256Digest out{};
   unsigned int len = 0;
-  EVP_Digest(data.data(), data.size(), out.data(), &len, EVP_sha256(), nullptr);
+  EVP_MD_CTX* ctx = ThreadDigestContext();
+  if (Sha256Md() == nullptr || ctx == nullptr || EVP_DigestInit_ex(ctx, Sha256Md(), nullptr) != 1 ||
+      EVP_DigestUpdate(ctx, a.data(), a.size()) != 1 ||
+      EVP_DigestUpdate(ctx, b.data(), b.size()) != 1 ||
+      EVP_DigestFinal_ex(ctx, out.data(), &len) != 1) {
+    abort();  // a broken crypto library: no hash can be trusted
+  }
   return out;
 }
 
+}  // namespace
+
+Sha256Digest Sha256(std::string_view data) { return Digest2(data, {}); }
+
+// HMAC-SHA256 (RFC 2104) on the cached digest: H((K ^ opad) || H((K ^ ipad) || data)).
 Sha256Digest HmacSha256(std::string_view key, std::string_view data) {
-  Sha256Digest out{};
-  unsigned int len = 0;
-  HMAC(EVP_sha256(), key.data(), static_cast<int>(key.size()),
-       reinterpret_cast<const unsigned char*>(data.data()), data.size(), out.data(), &len);
-  return out;
+  constexpr size_t kBlock = 64;
+  unsigned char block[kBlock] = {};
+  if (key.size() > kBlock) {
+    Sha256Digest hashed = Sha256(key);
+    std::copy(hashed.begin(), hashed.end(), block);
+  } else {
+    std::copy(key.begin(), key.end(), block);
+  }
+  char ipad[kBlock], opad[kBlock];
+  for (size_t i = 0; i < kBlock; ++i) {
+    ipad[i] = static_cast<char>(block[i] ^ 0x36);
+    opad[i] = static_cast<char>(block[i] ^ 0x5c);
+  }
+  Sha256Digest inner = Digest2(std::string_view(ipad, kBlock), data);
+  return Digest2(std::string_view(opad, kBlock), AsStringView(inner));
 }
 
 std::string HexEncode(const uint8_t* data, size_t size) {

@@ -1,6 +1,7 @@
 #include "control/document.h"
 
 #include <algorithm>
+#include <map>
 #include <set>
 #include <utility>
 
@@ -294,6 +295,12 @@ Result<MergeOutcome> MergeCatalog(const json::Value& current, const json::Value&
       return Status(StatusCode::kInvalidArgument,
                     "\"" + std::string(collection) + "\" must be a list");
     }
+    // One pass over the list with an index by key: catalogs of many thousands of buyers must
+    // apply in linear time (ReplaceList once per collection, not once per entry).
+    std::vector<json::Value> items = Entries(out.document, collection);
+    std::map<std::string, size_t, std::less<>> index;
+    for (size_t i = 0; i < items.size(); ++i) index.emplace(EntryKey(collection, items[i]), i);
+    bool changed = false;
     std::set<std::string> seen;
     for (size_t i = 0; i < list->items().size(); ++i) {
       const json::Value& item = list->items()[i];
@@ -308,18 +315,23 @@ Result<MergeOutcome> MergeCatalog(const json::Value& current, const json::Value&
       if (!seen.insert(key).second) {
         return Status(StatusCode::kInvalidArgument, where + ": duplicate " + std::string(key));
       }
-      const json::Value* stored = FindEntry(out.document, collection, key);
+      auto found = index.find(key);
+      const json::Value* stored = found == index.end() ? nullptr : &items[found->second];
       json::Value entry = Canonical(stored ? CarryStamps(collection, *stored, item) : item);
       if (stored == nullptr) {
         out.created.push_back(EntryName(collection, entry));
+        index.emplace(key, items.size());
+        items.push_back(std::move(entry));
       } else if (json::Serialize(*stored) == json::Serialize(entry)) {
         ++out.unchanged;
         continue;
       } else {
         out.updated.push_back(EntryName(collection, entry));
+        items[found->second] = std::move(entry);
       }
-      out.document = PutEntry(out.document, collection, std::move(entry));
+      changed = true;
     }
+    if (changed) out.document = ReplaceList(out.document, collection, std::move(items));
   }
   if (const json::Value* settings = incoming.Find("settings");
       settings != nullptr && !settings->is_null()) {

@@ -3,6 +3,8 @@
 //   meterd serve --listen 127.0.0.1:8080 --data ./data --catalog catalog.json
 //
 // This file wires the components together (the factory role); CLI11 is parsed only here.
+#include <sys/stat.h>
+
 #include <CLI/CLI.hpp>
 #include <cctype>
 #include <condition_variable>
@@ -125,6 +127,7 @@ int Fail(const std::string& message) {
 
 int Serve(const ServeOptions& opt) {
   using namespace meterd;
+  umask(077);  // every file meterd creates is private (SQLite's -wal and -shm too)
   // Block the stop signals in every thread; the main thread waits for them below.
   sigset_t signals;
   sigemptyset(&signals);

@@ -4,6 +4,11 @@ Every server binds to 127.0.0.1 on ports the kernel picks (``--listen 127.0.0.1:
 ``--admin-listen 127.0.0.1:0``); meterd prints ``meterd: admin API listening on 127.0.0.1:PORT``
 and then ``meterd: listening on 127.0.0.1:PORT`` on stdout once it accepts connections. Servers
 are stopped by PID. Only loopback traffic is ever sent.
+
+Sanitizer builds (METERD_BIN=build-asan/bin/meterd, build-tsan/bin/meterd): the server inherits
+ASAN_OPTIONS, UBSAN_OPTIONS and TSAN_OPTIONS from the environment, and stop() raises
+SanitizerReport when the server's stderr (DATA/meterd.stderr.log) holds a sanitizer report;
+meterctl() does the same for meterctl's stderr.
 """
 import json
 import os
@@ -50,6 +55,24 @@ CA_LICENSE = "arn:aws:license-manager::294406891311:license:l-0a1b2c3d4e5f607182
 EXPIRED_LICENSE = "arn:aws:license-manager::294406891311:license:l-00000000000000000000000000expired"
 INITECH_LICENSE = "arn:aws:license-manager::294406891311:license:l-11111111111111111111111111initech"
 OTHER_PRODUCT_LICENSE = "arn:aws:license-manager::294406891311:license:l-22222222222222222222222222other01"
+
+
+# What AddressSanitizer, UndefinedBehaviorSanitizer, LeakSanitizer and ThreadSanitizer print.
+SANITIZER_MARKERS = ("ERROR: AddressSanitizer", "runtime error:", "LeakSanitizer",
+                     "WARNING: ThreadSanitizer")
+
+
+class SanitizerReport(AssertionError):
+    """A sanitizer reported an error in meterd or meterctl."""
+
+
+def sanitizer_report(text):
+    """The first sanitizer report in `text` (with what follows it), or None."""
+    hits = [i for i in (text.find(m) for m in SANITIZER_MARKERS) if i >= 0]
+    if not hits:
+        return None
+    start = text.rfind("\n", 0, min(hits)) + 1
+    return text[start:start + 6000]
 
 
 class Meterd:
@@ -100,6 +123,9 @@ class Meterd:
                    METERD_ADMIN_TOKEN=self.admin_token)
         p = subprocess.run([METERCTL] + [str(a) for a in args], capture_output=True, text=True,
                            env=env, timeout=timeout)
+        report = sanitizer_report(p.stderr)
+        if report:
+            raise SanitizerReport("meterctl %s:\n%s" % (" ".join(map(str, args)), report))
         if check and p.returncode != 0:
             raise AssertionError("meterctl %s: rc %d\nstdout=%s\nstderr=%s"
                                  % (" ".join(map(str, args)), p.returncode, p.stdout, p.stderr))
@@ -114,6 +140,7 @@ class Meterd:
             args += ["--admin-listen", "127.0.0.1:0"]
         args += self.extra_args
         self._log = open(self.log_path, "ab")
+        self._log_offset = self._log.tell()  # stop() checks what this process writes
         self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=self._log)
         deadline = time.time() + timeout
         while time.time() < deadline:
@@ -129,10 +156,13 @@ class Meterd:
         raise RuntimeError("meterd did not start; stderr:\n" + open(self.log_path).read())
 
     def stop(self, sig=signal.SIGTERM):
+        """Stops the server; raises SanitizerReport if its stderr holds a sanitizer report."""
+        had_process = self.proc is not None
         if self.proc and self.proc.poll() is None:
             os.kill(self.proc.pid, sig)
             try:
-                self.proc.wait(timeout=10)
+                # Sanitizer builds take longer to exit (LeakSanitizer scans the heap).
+                self.proc.wait(timeout=30)
             except subprocess.TimeoutExpired:
                 os.kill(self.proc.pid, signal.SIGKILL)
                 self.proc.wait()
@@ -140,15 +170,32 @@ class Meterd:
             self.proc.stdout.close()
         if getattr(self, "_log", None):
             self._log.close()
+            self._log = None
         self.proc = None
+        if had_process:
+            self.check_sanitizers()
+
+    def check_sanitizers(self):
+        """Raises SanitizerReport if this server process's stderr holds a sanitizer report."""
+        path = getattr(self, "log_path", None)
+        if not path or not os.path.exists(path):
+            return
+        with open(path, "rb") as f:
+            f.seek(getattr(self, "_log_offset", 0))
+            text = f.read().decode("utf-8", "replace")
+        report = sanitizer_report(text)
+        if report:
+            raise SanitizerReport("meterd (%s) reported in %s:\n%s" % (METERD, path, report))
 
     def kill(self):
         self.stop(signal.SIGKILL)
 
     def cleanup(self):
-        self.stop()
-        if self._own_dir:
-            shutil.rmtree(self.data_dir, ignore_errors=True)
+        try:
+            self.stop()
+        finally:
+            if self._own_dir:
+                shutil.rmtree(self.data_dir, ignore_errors=True)
 
     def __enter__(self):
         return self.start()

@@ -5,10 +5,10 @@ set -euo pipefail
 
 packages=(
   build-essential cmake ninja-build pkg-config
-  libboost1.74-dev libssl-dev libsqlite3-dev libcli11-dev
+  libboost1.74-dev libssl-dev libsqlite3-dev libcli11-dev libpq-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   clang clang-format clang-tidy libclang-rt-14-dev
-  sqlite3 python3 awscli wrk
+  sqlite3 postgresql python3 awscli wrk
   python3-jwt python3-cryptography
 )
 missing=()

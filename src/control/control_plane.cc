@@ -2,6 +2,7 @@
 
 #include <fstream>
 #include <iostream>
+#include <optional>
 #include <sstream>
 
 #include "common/crypto.h"
@@ -155,21 +156,23 @@ Result<json::Value> ControlPlane::Change(
 
   store::CatalogVersion version{version_ + 1, text, now, description};
   const int64_t expected_previous = version_;
+  std::optional<int64_t> refused_at;  // the version another node stored first
   Status st = store::SubmitAndWait(deps_.store, [&](store::Transaction& txn) -> Status {
+    refused_at.reset();  // apply may run again (store.h)
     auto latest = txn.LatestCatalog();
     if (!latest.ok()) return latest.status();
     const int64_t latest_version = latest->has_value() ? (*latest)->version : 0;
     if (latest_version != expected_previous) {
       // Not a store failure: record the refusal and leave the transaction untouched.
-      version.version = -latest_version;
+      refused_at = latest_version;
       return Status::Ok();
     }
     return txn.PutCatalog(version);
   });
   if (!st.ok()) return st;
-  if (version.version <= 0) {
+  if (refused_at.has_value()) {
     return Status(StatusCode::kConflict, "the catalog was changed by another node (now version " +
-                                             std::to_string(-version.version) + "); retry");
+                                             std::to_string(*refused_at) + "); retry");
   }
   METERD_RETURN_IF_ERROR(Publish(next, *catalog, version.version));
   lock.unlock();

@@ -234,6 +234,9 @@ void MeteringService::BatchMeterUsage(const CallContext& ctx, BatchMeterUsageInp
     output->results[i].status = RecordStatus::kCustomerNotSubscribed;
   }
   store::WriteUnit unit;
+  for (const PlannedRecord& p : *planned) {
+    if (p.subscribed) unit.reads.dedup_keys.push_back(p.row.dedup_key);
+  }
   unit.apply = [planned, output](store::Transaction& txn) -> Status {
     for (size_t i = 0; i < planned->size(); ++i) {
       PlannedRecord& p = (*planned)[i];
@@ -241,6 +244,7 @@ void MeteringService::BatchMeterUsage(const CallContext& ctx, BatchMeterUsageInp
       auto existing = txn.InsertUsageIfAbsent(p.row);
       if (!existing.ok()) return existing.status();
       UsageRecordResult& result = output->results[i];
+      result.metering_record_id.clear();  // apply may run again (store.h)
       if (!existing->has_value()) {
         result.status = RecordStatus::kSuccess;
         result.metering_record_id = p.row.record_id;
@@ -343,7 +347,13 @@ void MeteringService::MeterUsage(const CallContext& ctx, const MeterUsageInput& 
   const std::string product_code = product->code;
 
   store::WriteUnit unit;
+  unit.reads.dedup_keys.push_back(row->dedup_key);
+  unit.reads.client_tokens.emplace_back(row->workload_id, token);
+  if (remembers_first_call && !entitled_now) {
+    unit.reads.entitlements.emplace_back(row->workload_id, product_code);
+  }
   unit.apply = [=](store::Transaction& txn) -> Status {
+    *outcome = Outcome{};  // apply may run again (store.h)
     auto remembered = txn.FindClientToken(row->workload_id, token);
     if (!remembered.ok()) return remembered.status();
     if (remembered->has_value()) {

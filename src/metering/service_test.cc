@@ -12,6 +12,7 @@
 #include "common/time_util.h"
 #include "store/group_commit.h"
 #include "store/memory_store.h"
+#include "store/postgres_test_server.h"
 #include "store/store.h"
 
 namespace meterd::metering {
@@ -39,6 +40,17 @@ class ServiceTest : public ::testing::TestWithParam<std::string> {
     dir_ = std::filesystem::temp_directory_path() /
            ("meterd-service-test-" + std::to_string(getpid()) + "-" + std::to_string(counter_++));
     std::filesystem::create_directories(dir_);
+    store_url_ = GetParam();
+    if (GetParam() == "postgresql") {
+      // A fresh database on the shared test server (store/postgres_test_server.h).
+      std::string why;
+      auto server = store::PostgresTestServer::Shared(&why);
+      ASSERT_TRUE(server.ok()) << server.status().ToString();
+      if (*server == nullptr) GTEST_SKIP() << why;
+      auto url = (*server)->CreateDatabase();
+      ASSERT_TRUE(url.ok()) << url.status().ToString();
+      store_url_ = *url;
+    }
     OpenStore();
   }
   void TearDown() override {
@@ -60,7 +72,7 @@ class ServiceTest : public ::testing::TestWithParam<std::string> {
     store_.reset();
     store::StoreOptions options;
     options.data_dir = dir_.string();
-    auto s = store::OpenStore(GetParam(), options);
+    auto s = store::OpenStore(store_url_, options);
     ASSERT_TRUE(s.ok()) << s.status().ToString();
     store_ = std::move(s).value();
     service_ = std::make_unique<MeteringService>(holder_.get(), clock_.get(), store_.get(),
@@ -119,6 +131,7 @@ class ServiceTest : public ::testing::TestWithParam<std::string> {
   std::unique_ptr<ManualClock> clock_;
   std::unique_ptr<catalog::CatalogHolder> holder_;
   std::filesystem::path dir_;
+  std::string store_url_;  // what OpenStore opens: the parameter, or a PostgreSQL URL
   std::unique_ptr<store::Store> store_;
   std::unique_ptr<keys::SigningKeyStore> keys_ = keys::NewMemorySigningKeyStore();
   std::unique_ptr<MeteringService> service_;
@@ -457,7 +470,7 @@ TEST_P(ServiceTest, RegisterUsageOpensOneRunAndChecksEntitlementOnce) {
   EXPECT_EQ(Rows(), 2);                         // the 15:00 hour (from 15:30) and the 16:00 hour
 }
 
-INSTANTIATE_TEST_SUITE_P(Stores, ServiceTest, ::testing::Values("sqlite", "memory"));
+INSTANTIATE_TEST_SUITE_P(Stores, ServiceTest, ::testing::Values("sqlite", "memory", "postgresql"));
 
 // A backend whose commit fails, as a full disk would make it.
 class FailingBackend final : public store::Backend {

@@ -35,6 +35,7 @@
 #include "metering/throttle.h"
 #include "model/service_model.h"
 #include "protocol/api_handler.h"
+#include "store/postgres_store.h"
 #include "store/store.h"
 
 namespace {
@@ -176,6 +177,8 @@ int Serve(const ServeOptions& opt) {
   store_options.data_dir = opt.data_dir;
   auto store = store::OpenStore(opt.store, store_options);
   if (!store.ok()) return Fail(store.status().ToString());
+  // What the admin API shows: never a connection URL, which may hold a password.
+  const std::string store_name = store::IsPostgresUrl(opt.store) ? "postgresql" : opt.store;
 
   std::unique_ptr<keys::SigningKeyStore> signing_keys;
   if (opt.store == "memory") {
@@ -241,7 +244,7 @@ int Serve(const ServeOptions& opt) {
                 << "): " << *token << std::endl;
     }
     admin_handler = std::make_unique<admin::AdminHandler>(&control_plane, signing_keys.get(),
-                                                          &faults, *token, opt.store);
+                                                          &faults, *token, store_name);
     admin_options.threads = 1;
     admin_options.max_body_bytes = size_t{16} * 1024 * 1024;  // whole catalogs
     admin_server = http::NewBeastServer(admin_options, admin_handler.get());
@@ -362,7 +365,11 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   serve->add_option("--admin-token-file", opt.admin_token_file,
                     "The admin API's bearer token file (default DATA/admin-token; created once)");
-  serve->add_option("--store", opt.store, "Store backend: sqlite or memory")->capture_default_str();
+  serve
+      ->add_option("--store", opt.store,
+                   "Store backend: sqlite (embedded, in --data), postgresql://... (a libpq URI: a "
+                   "database several nodes share) or memory")
+      ->capture_default_str();
   serve->add_option("--threads", opt.threads, "HTTP event loops (0: one per core)");
   serve
       ->add_option("--idle-timeout-seconds", opt.idle_timeout_seconds,

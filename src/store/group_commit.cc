@@ -54,6 +54,29 @@ StoreStats GroupCommitStore::Stats() const {
   return stats_;
 }
 
+namespace {
+// A lost race is resolved by the next attempt (the winner's row is then read); a bound keeps a
+// backend that keeps reporting conflicts from stalling the writer forever.
+constexpr int kMaxGroupAttempts = 10;
+}  // namespace
+
+Status GroupCommitStore::RunGroup(std::vector<WriteUnit>& group) {
+  Status status = backend_->Begin();
+  if (status.ok()) {
+    std::vector<const ReadKeys*> reads;
+    reads.reserve(group.size());
+    for (const auto& unit : group) reads.push_back(&unit.reads);
+    status = backend_->Prefetch(reads);
+  }
+  for (auto& unit : group) {
+    if (!status.ok()) break;
+    status = unit.apply(backend_->txn());
+  }
+  if (status.ok()) status = backend_->Commit();
+  if (!status.ok()) backend_->Rollback();
+  return status;
+}
+
 void GroupCommitStore::WriterLoop() {
   std::vector<WriteUnit> group;
   while (true) {
@@ -66,16 +89,10 @@ void GroupCommitStore::WriterLoop() {
         queue_.pop_front();
       }
     }
-    Status status = backend_->Begin();
-    for (auto& unit : group) {
-      if (!status.ok()) break;
-      status = unit.apply(backend_->txn());
-    }
-    if (status.ok()) {
-      status = backend_->Commit();
-      if (!status.ok()) backend_->Rollback();
-    } else {
-      backend_->Rollback();
+    Status status = RunGroup(group);
+    for (int attempt = 1; !status.ok() && attempt < kMaxGroupAttempts; ++attempt) {
+      if (!backend_->ShouldRetryGroup()) break;
+      status = RunGroup(group);
     }
     {
       std::lock_guard<std::mutex> lock(mu_);

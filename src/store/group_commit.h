@@ -18,10 +18,18 @@ class Backend {
  public:
   virtual ~Backend() = default;
   virtual Status Begin() = 0;
+  // Called after Begin with the declared reads of every unit of the group (store.h's ReadKeys).
+  // A backend may fetch them at once; the default ignores them.
+  virtual Status Prefetch(const std::vector<const ReadKeys*>& reads) { return Status::Ok(); }
   virtual Transaction& txn() = 0;
   // Makes the transaction durable (fsync) before returning ok.
   virtual Status Commit() = 0;
   virtual void Rollback() = 0;
+  // After a failed Begin, Prefetch, apply or Commit (and the Rollback): true when the failure
+  // was a conflict that running the group again resolves (another writer won a unique key, a
+  // serialization failure, or a lost connection before anything of the group was sent), so
+  // the writer re-runs the whole group instead of failing it. The default: never.
+  virtual bool ShouldRetryGroup() const { return false; }
   virtual Result<int64_t> CountUsageRows() = 0;
 };
 
@@ -37,6 +45,8 @@ class GroupCommitStore final : public Store {
 
  private:
   void WriterLoop();
+  // One attempt at the group: Begin, Prefetch, every apply, Commit (Rollback on failure).
+  Status RunGroup(std::vector<WriteUnit>& group);
 
   std::unique_ptr<Backend> backend_;
   const size_t max_group_units_;

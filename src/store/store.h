@@ -13,6 +13,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "common/status.h"
@@ -118,13 +119,28 @@ class Transaction {
   virtual Status PutCatalog(const CatalogVersion& version) = 0;
 };
 
+// The keys a unit is going to read, declared before it is submitted, so that a backend on a
+// remote database fetches the keys of a whole group in one round trip instead of one per read.
+// Optional and only an optimisation: a read of an undeclared key still works (it costs a round
+// trip of its own there). The embedded and memory backends ignore it.
+struct ReadKeys {
+  std::vector<std::string> dedup_keys;
+  std::vector<std::pair<std::string, std::string>> client_tokens;  // (caller, token)
+  std::vector<std::pair<std::string, std::string>> entitlements;   // (workload, product)
+  std::vector<std::string> registration_tokens;
+};
+
 // One unit of work for the writer. `apply` runs on the writer thread inside the group's
 // transaction and returns a store error only (business outcomes are recorded by the closure
-// itself). `done` runs after the group committed (ok) or failed (the store error); it runs on
-// the writer thread and must not block.
+// itself). `apply` may run more than once for one commit: a backend shared by several nodes
+// re-runs the whole group when another node won a race for one of its unique keys (and then
+// sees the winner's row). So `apply` must set every outcome it records afresh on each run and
+// have no other effect. `done` runs once, after the group committed (ok) or failed (the store
+// error); it runs on the writer thread and must not block.
 struct WriteUnit {
   std::function<Status(Transaction&)> apply;
   std::function<void(const Status&)> done;
+  ReadKeys reads;
 };
 
 struct StoreStats {
@@ -154,8 +170,10 @@ struct StoreOptions {
   size_t max_group_units = 4096;
 };
 
-// The factory: picks the backend named by `url` ("sqlite" (default, embedded, in data_dir) or
-// "memory" (tests only: nothing survives the process)).
+// The factory: picks the backend named by `url`: "sqlite" (default, embedded, in data_dir),
+// "postgresql://..." or "postgres://..." (a libpq connection URI: a PostgreSQL database that
+// several nodes share; see postgres_store.h) or "memory" (tests only: nothing survives the
+// process).
 Result<std::unique_ptr<Store>> OpenStore(const std::string& url, const StoreOptions& options);
 
 }  // namespace meterd::store

@@ -2,6 +2,7 @@
 #include <sys/stat.h>
 
 #include "store/memory_store.h"
+#include "store/postgres_store.h"
 #include "store/sqlite_store.h"
 #include "store/store.h"
 
@@ -15,11 +16,15 @@ Result<std::unique_ptr<Store>> OpenStore(const std::string& url, const StoreOpti
     auto opened = OpenSqliteBackend(options.data_dir);
     if (!opened.ok()) return opened.status();
     backend = std::move(opened).value();
+  } else if (IsPostgresUrl(url)) {
+    auto opened = OpenPostgresBackend(url);
+    if (!opened.ok()) return opened.status();
+    backend = std::move(opened).value();
   } else if (url == "memory") {
     backend = NewMemoryBackend();
   } else {
     return Status(StatusCode::kInvalidArgument,
-                  "unknown store \"" + url + "\" (use sqlite or memory)");
+                  "unknown store \"" + url + "\" (use sqlite, postgresql://... or memory)");
   }
   return std::unique_ptr<Store>(
       std::make_unique<GroupCommitStore>(std::move(backend), options.max_group_units));

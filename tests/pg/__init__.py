@@ -1,0 +1,1 @@
+"""meterd on PostgreSQL: several nodes on one database, and the database restarted under load."""

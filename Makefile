@@ -10,7 +10,7 @@ JOBS ?= $(shell nproc)
 PORT ?= 8080
 DATA ?= data
 
-.PHONY: all deps build run test lint unit-asan e2e-asan tsan fuzz-smoke js-deps clean
+.PHONY: all deps build run test lint unit-asan e2e-asan e2e-postgresql tsan fuzz-smoke js-deps clean
 
 # Sanitizer runs. A report fails the run: the sanitizers abort (ASan, UBSan) or exit non-zero
 # (TSan), and tests/lib/meterd_harness.py raises when a server's or meterctl's stderr holds one.
@@ -52,6 +52,20 @@ e2e-asan: unit-asan
 	@$(ASAN_ENV) METERD_BIN=$(CURDIR)/$(ASAN_BUILD)/bin/meterd METERCTL_BIN=$(CURDIR)/$(ASAN_BUILD)/bin/meterctl \
 	  python3 -m unittest discover -s tests/e2e -t .
 
+# The end-to-end suites a second time, on the PostgreSQL store backend: the protocol cases, every
+# Python suite of tests/e2e (the kill test included: meterd is killed, PostgreSQL keeps running)
+# and the JavaScript SDK tests, against the release meterd. Each line runs under its own throwaway
+# PostgreSQL server (tests/lib/pg_server.py exec: initdb in a temp dir, stopped by PID at the
+# end), and every meterd gets a database of its own. The SQLite pass is ctest's (e2e_python,
+# e2e_js, protocol_cases).
+PG_E2E_ENV := METERD_BIN=$(CURDIR)/$(BUILD)/bin/meterd METERCTL_BIN=$(CURDIR)/$(BUILD)/bin/meterctl
+PG_EXEC := python3 tests/lib/pg_server.py exec --
+e2e-postgresql: build js-deps
+	@echo "e2e-postgresql: protocol cases, tests/e2e and tests/js on PostgreSQL ($(BUILD)/bin/meterd)"
+	@$(PG_E2E_ENV) $(PG_EXEC) python3 tests/protocol/run_cases.py
+	@$(PG_E2E_ENV) $(PG_EXEC) python3 -m unittest discover -s tests/e2e -t .
+	@$(PG_E2E_ENV) $(PG_EXEC) node --test tests/js/
+
 # ThreadSanitizer: the unit tests with threads, and racing clients against the TSan meterd.
 tsan: deps
 	@cmake -S . -B $(TSAN_BUILD) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DMETERD_TSAN=ON >/dev/null
@@ -73,6 +87,7 @@ test: build js-deps
 	@$(MAKE) --no-print-directory e2e-asan
 	@$(MAKE) --no-print-directory tsan
 	@$(MAKE) --no-print-directory fuzz-smoke
+	@$(MAKE) --no-print-directory e2e-postgresql
 	@cd $(BUILD) && ctest --output-on-failure
 
 clean:

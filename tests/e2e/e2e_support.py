@@ -9,7 +9,6 @@ import datetime
 import json
 import os
 import shutil
-import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -321,6 +320,7 @@ class OwnDataDirTestCase(ServerTestCase):
         self.slots = Slots()
         self.data_dir = tempfile.mkdtemp(prefix=self.data_dir_prefix + "data-")
         self.addCleanup(shutil.rmtree, self.data_dir, True)
+        self.addCleanup(H.forget_store, self.data_dir)  # PostgreSQL: its database (runs first)
         self.work_dir = tempfile.mkdtemp(prefix=self.data_dir_prefix + "catalog-")
         self.addCleanup(shutil.rmtree, self.work_dir, True)
 
@@ -480,28 +480,22 @@ def cli_record(ts, dimension="api_calls", quantity=1, customer=GLOBEX_CUSTOMER, 
 
 
 # --- storage inspection ----------------------------------------------------------------------
-def query_db_copy(data_dir, sql):
-    """Runs `sql` on a private copy of <data_dir>/meterd.db (and its WAL): the running server's
-    files are never touched. Returns the rows."""
-    src = os.path.join(data_dir, "meterd.db")
-    tmp = tempfile.mkdtemp(prefix="meterd-e2e-db-")
-    try:
-        for suffix in ("", "-wal"):
-            if os.path.exists(src + suffix):
-                shutil.copyfile(src + suffix, os.path.join(tmp, "meterd.db" + suffix))
-        con = sqlite3.connect(os.path.join(tmp, "meterd.db"))
-        try:
-            return con.execute(sql).fetchall()
-        finally:
-            con.close()
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+# The store of a data dir, on either backend ($METERD_STORE_BACKEND; tests/lib/meterd_harness.py):
+# SQL that SQLite and PostgreSQL both accept, `?` placeholders. The running server's files are
+# never touched (SQLite: a private copy of the db).
+query_store = H.query_store
+STORE_BACKEND = H.STORE_BACKEND
+POSTGRESQL = H.POSTGRESQL
+
+
+def sqlite_only(why):
+    """Decorator: the test (or class) is about the SQLite store itself; skipped on PostgreSQL
+    with `why`."""
+    return unittest.skipIf(POSTGRESQL, "SQLite store only: " + why)
 
 
 def ledger_snapshot(data_dir):
-    """(row count of usage_records, {column: set(values)}), read from a copy of the db."""
-    cols = [r[1] for r in query_db_copy(data_dir, "PRAGMA table_info(usage_records)")]
-    rows = query_db_copy(data_dir, "SELECT %s FROM usage_records" %
-                         ", ".join('"%s"' % c for c in cols))
+    """(row count of usage_records, {column: set(values)}), read from the store."""
+    cols, rows = H.query_store_with_columns(data_dir, "SELECT * FROM usage_records")
     values = {c: {row[i] for row in rows} for i, c in enumerate(cols)}
     return len(rows), values

@@ -22,7 +22,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 
 from e2e_support import (OwnDataDirTestCase, ServerTestCase,   # noqa: E402
     AMI, CTR, EC2, ECS, EXAMPLE_CATALOG, GLOBEX_ACCOUNT, GLOBEX_CUSTOMER, REPO, SAAS, SAAS_CA,
-    SELLER, TEMP_EC2, TEST_CATALOG, Meterd, dt, query_db_copy)
+    SELLER, STORE_BACKEND, TEMP_EC2, TEST_CATALOG, Meterd, dt, query_store)
 from meterd_harness import TOKEN_GLOBEX_SAAS  # noqa: E402
 
 import boto3  # noqa: E402
@@ -445,14 +445,14 @@ class AdminResourceTests(AdminMixin, ServerTestCase):
         creds = (cred["accessKeyId"], cred["secretAccessKey"])
         out = self.boto(creds).register_usage(ProductCode=CTR, PublicKeyVersion=1)
         self.assertTrue(out.get("Signature"), out)
-        runs = query_db_copy(self.server.data_dir,
-                             "SELECT stopped_ms FROM metered_runs WHERE workload_id = '%s'" % task)
+        runs = query_store(self.server.data_dir,
+                           "SELECT stopped_ms FROM metered_runs WHERE workload_id = ?", [task])
         self.assertEqual(runs, [(None,)])
 
         # Moving the clock runs a task-metering pass at once: the completed hours are written.
         self.advance(7200)
-        hours = query_db_copy(self.server.data_dir,
-                              "SELECT dimension FROM usage_records WHERE workload_id = '%s'" % task)
+        hours = query_store(self.server.data_dir,
+                            "SELECT dimension FROM usage_records WHERE workload_id = ?", [task])
         self.assertTrue(hours and all(h == ("task_hours",) for h in hours), hours)
 
         # Then the task stops: stoppedAt now, and its run ends.
@@ -462,11 +462,11 @@ class AdminResourceTests(AdminMixin, ServerTestCase):
         self.assertEqual(stopped.get("id"), task, stopped)
         self.assertEqual(parse_time(stopped.get("stoppedAt", "")), now, stopped)
         self.assertEqual(self.api("GET", path, status=200), stopped)
-        runs = query_db_copy(self.server.data_dir,
-                             "SELECT stopped_ms FROM metered_runs WHERE workload_id = '%s'" % task)
+        runs = query_store(self.server.data_dir,
+                           "SELECT stopped_ms FROM metered_runs WHERE workload_id = ?", [task])
         self.assertEqual(runs, [(now * 1000,)])
-        hours = query_db_copy(self.server.data_dir,
-                              "SELECT dimension FROM usage_records WHERE workload_id = '%s'" % task)
+        hours = query_store(self.server.data_dir,
+                            "SELECT dimension FROM usage_records WHERE workload_id = ?", [task])
         self.assertTrue(hours and all(h == ("task_hours",) for h in hours), hours)
         # Stopping again keeps the first stop time.
         self.advance(60)
@@ -1475,7 +1475,7 @@ class OpenApiTests(AdminMixin, ServerTestCase):
         self.assertIsInstance(status.get("catalogVersion"), int, status)
         self.assertEqual(status.get("clock", {}).get("mode"), "manual", status)
         self.assertTrue(status["clock"].get("now"), status)
-        self.assertEqual(status.get("store"), "sqlite", status)
+        self.assertEqual(status.get("store"), STORE_BACKEND, status)
 
 
 if __name__ == "__main__":

@@ -17,7 +17,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
 
 from e2e_support import (ServerTestCase,   # noqa: E402
-    GLOBEX_ACCOUNT, GLOBEX_CUSTOMER, OTHER_SAAS, OTHER_SELLER, SAAS, SELLER, iso, query_db_copy)
+    GLOBEX_ACCOUNT, GLOBEX_CUSTOMER, OTHER_SAAS, OTHER_SELLER, SAAS, SELLER, iso, query_store)
 from meterd_harness import METERCTL  # noqa: E402
 from test_admin_api import (AdminMixin, T0_ISO, boto_client, parse_time,   # noqa: E402
                             rec)
@@ -149,9 +149,9 @@ class FaultInjectionTests(AdminMixin, ServerTestCase):
 
     def stored(self, customer):
         """(dimension, timestamp seconds, quantity) of the ledger rows of `customer`."""
-        rows = query_db_copy(self.server.data_dir,
-                             "SELECT dimension, timestamp_ms, quantity FROM usage_records "
-                             "WHERE customer_identifier = '%s' ORDER BY timestamp_ms" % customer)
+        rows = query_store(self.server.data_dir,
+                           "SELECT dimension, timestamp_ms, quantity FROM usage_records "
+                           "WHERE customer_identifier = ? ORDER BY timestamp_ms", [customer])
         return [(d, ts // 1000, q) for d, ts, q in rows]
 
     def expected_rows(self, records):

@@ -1,7 +1,9 @@
 """D16 under fire: meterd is SIGKILLed 20 times at random moments while 4 clients meter and
 retry, and restarted on the same data dir each time. Every acknowledged record is in the ledger
 exactly once with its acknowledged id, nothing unsent is there, retries get the idempotent
-answer, and the SQLite file passes PRAGMA integrity_check (after every kill and at the end).
+answer, and the store passes its integrity check (after every kill and at the end): SQLite's
+PRAGMA integrity_check, or on PostgreSQL ($METERD_STORE_BACKEND=postgresql: only meterd is killed,
+the PostgreSQL server keeps running) amcheck of every index and table.
 
 The bounded smoke form of tests/reliability/kill_test.py (about 30-60 s); the full form is
 scripts/kill-test.sh. Reproduce a failure with METERD_KILL_SEED=<seed from the summary line>.

@@ -25,8 +25,8 @@ from botocore.awsrequest import AWSRequest  # noqa: E402
 from botocore.credentials import Credentials  # noqa: E402
 
 from e2e_support import (  # noqa: E402
-    AMI, CTR, DISABLED, EC2, ECS, GLOBEX_ACCOUNT, GLOBEX_CUSTOMER, METERD, SAAS, SELLER,
-    TEMP_EC2, TEST_CATALOG, ServerTestCase, floor_hour)
+    AMI, CTR, DISABLED, EC2, ECS, GLOBEX_ACCOUNT, GLOBEX_CUSTOMER, METERD, POSTGRESQL, SAAS,
+    SELLER, TEMP_EC2, TEST_CATALOG, ServerTestCase, floor_hour)
 from meterd_harness import TOKEN_GLOBEX_SAAS  # noqa: E402
 
 ACME_SELLER = "111122223333"
@@ -403,11 +403,12 @@ class SecretsTest(ServerTestCase):
 
         def mode(path):
             return stat.S_IMODE(os.stat(path).st_mode)
-        files = [os.path.join(data, n) for n in ("meterd.db", "meterd.db-wal", "meterd.db-shm",
-                                                 "admin-token")]
+        # The SQLite store's files; a PostgreSQL store keeps the ledger in its database.
+        store_files = [] if POSTGRESQL else ["meterd.db", "meterd.db-wal", "meterd.db-shm"]
+        files = [os.path.join(data, n) for n in store_files + ["admin-token"]]
         keys_dir = os.path.join(data, "keys")
         files += [os.path.join(keys_dir, n) for n in sorted(os.listdir(keys_dir))]
-        self.assertGreaterEqual(len(files), 4 + 5, files)  # CTR's 3 versions, ours 2
+        self.assertGreaterEqual(len(files), len(store_files) + 1 + 5, files)  # CTR's 3, ours 2
         for path in files:
             with self.subTest(path=os.path.relpath(path, data)):
                 self.assertTrue(os.path.exists(path), path)

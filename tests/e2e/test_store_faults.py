@@ -7,7 +7,7 @@ import time
 import unittest
 
 from tests.e2e.e2e_support import (
-    GLOBEX_CUSTOMER, SAAS, SELLER, Meterd, ServerTestCase, ledger_snapshot, record)
+    GLOBEX_CUSTOMER, SAAS, SELLER, Meterd, ServerTestCase, ledger_snapshot, record, sqlite_only)
 
 
 def can_mount():
@@ -22,6 +22,8 @@ def can_mount():
     return ok
 
 
+@sqlite_only("the data dir on a full tmpfs is where the SQLite file lives; a PostgreSQL "
+             "store writes to its server's disk")
 @unittest.skipUnless(can_mount(), "needs root and tmpfs mounts (CI runs as root)")
 class FullDiskTests(ServerTestCase):
 

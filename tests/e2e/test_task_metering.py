@@ -7,7 +7,8 @@ restarts.
 
 Every test owns a data dir and runs meterd with a frozen business clock (`--clock manual
 --clock-start`), restarting it to move the clock. SigV4 keeps using the real clock. The ledger
-(`DATA/meterd.db`, table `usage_records`) is only read, never written.
+(table `usage_records` of the store: `DATA/meterd.db`, or the data dir's PostgreSQL database) is
+only read, never written.
 """
 import base64
 import json
@@ -21,7 +22,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
 
-from e2e_support import (OwnDataDirTestCase, query_db_copy,   # noqa: E402
+from e2e_support import (OwnDataDirTestCase, POSTGRESQL, query_store,   # noqa: E402
     CTR, ECS, TEST_CATALOG, Meterd, ServerTestCase, iso, require_binary)
 from meterd_harness import ECS_TASK, FARGATE, FARGATE_TASK  # noqa: E402
 
@@ -46,18 +47,21 @@ def _query(path, sql):
 
 
 def ledger_rows(data_dir):
-    """All usage_records rows as dicts (ordered by seq), read-only."""
-    path = os.path.join(data_dir, "meterd.db")
-    if not os.path.exists(path):
-        return []
+    """All usage_records rows as dicts (by hour, then MeteringRecordId), read-only."""
     sql = ("SELECT source, dimension, quantity, usage_hour_ms, product_code, workload_id, region "
-           "FROM usage_records ORDER BY seq")
-    try:
-        rows = _query(path, sql)
-    except sqlite3.OperationalError as e:
-        if "no such table" in str(e):
+           "FROM usage_records ORDER BY usage_hour_ms, record_id")
+    if POSTGRESQL:
+        rows = query_store(data_dir, sql)  # the server created the schema when it first started
+    else:
+        path = os.path.join(data_dir, "meterd.db")
+        if not os.path.exists(path):
             return []
-        rows = query_db_copy(data_dir, sql)  # locked: read a private copy instead
+        try:
+            rows = _query(path, sql)
+        except sqlite3.OperationalError as e:
+            if "no such table" in str(e):
+                return []
+            rows = query_store(data_dir, sql)  # locked: read a private copy instead
     keys = ("source", "dimension", "quantity", "usage_hour_ms", "product_code", "workload_id",
             "region")
     return [dict(zip(keys, r)) for r in rows]

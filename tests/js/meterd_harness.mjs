@@ -4,8 +4,16 @@
 // picks (`--listen 127.0.0.1:0`); meterd prints `meterd: listening on 127.0.0.1:PORT` on stdout
 // once it accepts connections. Servers are stopped by PID (SIGTERM, then SIGKILL after 10 s).
 // Only loopback traffic is ever sent.
-import { spawn } from 'node:child_process';
-import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs';
+//
+// The store backend, as in the Python harness: $METERD_STORE_BACKEND `sqlite` (default, nothing
+// added to meterd's command line) or `postgresql`: every server then gets `--store URL`, a database
+// created on the PostgreSQL server of $METERD_PG_URL (run the tests under
+// `python3 tests/lib/pg_server.py exec -- node --test tests/js/`, which starts one and sets both).
+// A data dir keeps its database across restarts; a new data dir gets a new, empty one.
+import { spawn, spawnSync } from 'node:child_process';
+import {
+  closeSync, existsSync, mkdtempSync, openSync, readFileSync, realpathSync, rmSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -46,6 +54,50 @@ export const TOKEN_CA = 'demo-registration-token-globex-acmesaasca1';
 export const TOKEN_OTHER_SELLER = 'registration-token-other-seller-othersaas01';
 export const TOKEN_ISSUED_2020 = 'registration-token-issued-2020-acmesaas01';
 
+export const STORE_BACKEND = process.env.METERD_STORE_BACKEND || 'sqlite';
+if (!['sqlite', 'postgresql'].includes(STORE_BACKEND)) {
+  throw new Error(`METERD_STORE_BACKEND=${STORE_BACKEND}: want sqlite or postgresql`);
+}
+const storeUrls = new Map(); // realpath(data dir) -> database URL
+let databases = 0;
+
+function psql(url, sql) {
+  const exe = process.env.METERD_PSQL || 'psql';
+  const r = spawnSync(exe, ['-X', '-q', '-v', 'ON_ERROR_STOP=1', '-d', url, '-c', sql],
+    { encoding: 'utf8' });
+  if (r.status !== 0) {
+    throw new Error(`psql ${sql} on ${url} failed: ${r.error ?? ''}${r.stderr}`);
+  }
+}
+
+/** PostgreSQL backend: the database URL of `dataDir` (created on first use); else null. */
+export function storeUrl(dataDir) {
+  if (STORE_BACKEND !== 'postgresql') return null;
+  const key = realpathSync(dataDir);
+  let url = storeUrls.get(key);
+  if (url === undefined) {
+    const admin = process.env.METERD_PG_URL;
+    if (!admin) {
+      throw new Error('METERD_STORE_BACKEND=postgresql needs METERD_PG_URL: run under ' +
+        'python3 tests/lib/pg_server.py exec -- node --test tests/js/');
+    }
+    const name = `meterd_js_${process.pid}_${++databases}`;
+    psql(admin, `CREATE DATABASE ${name}`);
+    url = admin.split('?')[0].replace(/\/[^/]*$/, `/${name}`);
+    storeUrls.set(key, url);
+  }
+  return url;
+}
+
+function forgetStore(dataDir) {
+  const key = realpathSync(dataDir);
+  const url = storeUrls.get(key);
+  if (url === undefined) return;
+  storeUrls.delete(key);
+  const name = url.slice(url.lastIndexOf('/') + 1);
+  psql(process.env.METERD_PG_URL, `DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+}
+
 /** One meterd process. `await new Meterd().start()`, then `await m.cleanup()`. */
 export class Meterd {
   // throttle: false starts meterd with --throttle off: tests of everything but throttling (D14)
@@ -70,8 +122,10 @@ export class Meterd {
     }
     this.logPath = path.join(this.dataDir, 'meterd.stderr.log');
     const logFd = openSync(this.logPath, 'a');
+    const store = STORE_BACKEND === 'postgresql' && !this.extraArgs.includes('--store')
+      ? ['--store', storeUrl(this.dataDir)] : [];
     const args = ['serve', '--listen', '127.0.0.1:0', '--data', this.dataDir,
-      '--catalog', this.catalog, '--admin-listen', '127.0.0.1:0', ...this.extraArgs];
+      '--catalog', this.catalog, '--admin-listen', '127.0.0.1:0', ...store, ...this.extraArgs];
     const proc = spawn(METERD, args, { stdio: ['ignore', 'pipe', logFd] });
     closeSync(logFd); // the child keeps its own copy
     this.proc = proc;
@@ -135,7 +189,10 @@ export class Meterd {
   async cleanup() {
     for (const c of this.clients.splice(0)) c.destroy();
     await this.stop();
-    if (this.ownDir) rmSync(this.dataDir, { recursive: true, force: true });
+    if (this.ownDir) {
+      if (STORE_BACKEND === 'postgresql') forgetStore(this.dataDir);
+      rmSync(this.dataDir, { recursive: true, force: true });
+    }
   }
 
   /** A client for this server. maxAttempts defaults to 1 (no SDK retries). */

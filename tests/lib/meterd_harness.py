@@ -9,17 +9,31 @@ Sanitizer builds (METERD_BIN=build-asan/bin/meterd, build-tsan/bin/meterd): the 
 ASAN_OPTIONS, UBSAN_OPTIONS and TSAN_OPTIONS from the environment, and stop() raises
 SanitizerReport when the server's stderr (DATA/meterd.stderr.log) holds a sanitizer report;
 meterctl() does the same for meterctl's stderr.
+
+The store backend: $METERD_STORE_BACKEND, `sqlite` (default: meterd's own default, nothing is
+added to its command line) or `postgresql`: then every server is started with
+`--store postgresql://...`, a database of this process's PostgreSQL server (tests/lib/pg_server.py:
+$METERD_PG_URL, else one started on first use). The data dir stays the identity of a store: the
+first server on a data dir gets a new empty database (CREATE DATABASE), every later server on the
+same data dir (a restart) gets the same one. A test that passes its own `--store` keeps it.
+`query_store(data_dir, sql, params)` / `Meterd.query(...)` read the store of a data dir on
+either backend (SQLite: a private copy of DATA/meterd.db; PostgreSQL: psql), with `?`
+placeholders and SQL that both engines accept.
 """
 import json
 import os
 import shutil
 import signal
+import sqlite3
 import subprocess
 import tempfile
+import threading
 import time
 import urllib.error
 import urllib.parse
 import urllib.request
+
+import pg_server
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 METERD = os.environ.get("METERD_BIN", os.path.join(REPO, "build", "bin", "meterd"))
@@ -55,6 +69,74 @@ CA_LICENSE = "arn:aws:license-manager::294406891311:license:l-0a1b2c3d4e5f607182
 EXPIRED_LICENSE = "arn:aws:license-manager::294406891311:license:l-00000000000000000000000000expired"
 INITECH_LICENSE = "arn:aws:license-manager::294406891311:license:l-11111111111111111111111111initech"
 OTHER_PRODUCT_LICENSE = "arn:aws:license-manager::294406891311:license:l-22222222222222222222222222other01"
+
+
+# --- the store backend ------------------------------------------------------------------------
+STORE_BACKENDS = ("sqlite", "postgresql")
+STORE_BACKEND = os.environ.get("METERD_STORE_BACKEND", "sqlite") or "sqlite"
+if STORE_BACKEND not in STORE_BACKENDS:
+    raise RuntimeError("METERD_STORE_BACKEND=%r: want one of %s" % (STORE_BACKEND, STORE_BACKENDS))
+POSTGRESQL = STORE_BACKEND == "postgresql"
+
+_store_urls = {}  # realpath(data dir) -> PostgreSQL database URL
+_store_urls_lock = threading.Lock()
+
+
+def _dir_key(data_dir):
+    return os.path.realpath(data_dir)
+
+
+def store_url(data_dir, create=True):
+    """PostgreSQL backend: the database URL of `data_dir` (created, empty, on first use unless
+    create=False: then None). SQLite backend: None."""
+    if not POSTGRESQL:
+        return None
+    key = _dir_key(data_dir)
+    with _store_urls_lock:
+        url = _store_urls.get(key)
+        if url is None and create:
+            url = _store_urls[key] = pg_server.create_database(pg_server.shared_admin_url())
+        return url
+
+
+def forget_store(data_dir):
+    """Drops the PostgreSQL database of `data_dir`, if any (call once its servers are stopped
+    and the data dir is being removed). Nothing on SQLite."""
+    with _store_urls_lock:
+        url = _store_urls.pop(_dir_key(data_dir), None)
+    if url is not None:
+        pg_server.drop_database(url)
+
+
+def query_store_with_columns(data_dir, sql, params=()):
+    """Runs one SELECT on the store of `data_dir`; returns (column names, rows as tuples).
+    SQLite: on a private copy of DATA/meterd.db and its WAL (the running server's files are never
+    touched). PostgreSQL: through psql on the data dir's database. `?` placeholders."""
+    if POSTGRESQL:
+        url = store_url(data_dir, create=False)
+        if url is None:
+            raise AssertionError("no PostgreSQL database was ever given to data dir %s" % data_dir)
+        return pg_server.query_with_columns(url, sql, params)
+    src = os.path.join(data_dir, "meterd.db")
+    tmp = tempfile.mkdtemp(prefix="meterd-e2e-db-")
+    try:
+        for suffix in ("", "-wal"):
+            if os.path.exists(src + suffix):
+                shutil.copyfile(src + suffix, os.path.join(tmp, "meterd.db" + suffix))
+        con = sqlite3.connect(os.path.join(tmp, "meterd.db"))
+        try:
+            cur = con.execute(sql, tuple(params))
+            rows = cur.fetchall()
+            return [d[0] for d in cur.description or ()], rows
+        finally:
+            con.close()
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def query_store(data_dir, sql, params=()):
+    """The rows of one SELECT on the store of `data_dir` (see query_store_with_columns)."""
+    return query_store_with_columns(data_dir, sql, params)[1]
 
 
 # What AddressSanitizer, UndefinedBehaviorSanitizer, LeakSanitizer and ThreadSanitizer print.
@@ -93,6 +175,18 @@ class Meterd:
     @property
     def endpoint(self):
         return "http://127.0.0.1:%d" % self.port
+
+    @property
+    def store_args(self):
+        """The --store this server gets from the backend (none on SQLite or when the test
+        passes its own)."""
+        if not POSTGRESQL or "--store" in self.extra_args:
+            return []
+        return ["--store", store_url(self.data_dir)]
+
+    def query(self, sql, params=()):
+        """The rows of one SELECT on this server's store (see query_store)."""
+        return query_store(self.data_dir, sql, params)
 
     @property
     def admin_endpoint(self):
@@ -138,7 +232,7 @@ class Meterd:
             args += ["--catalog", self.catalog]
         if "--admin-listen" not in self.extra_args:
             args += ["--admin-listen", "127.0.0.1:0"]
-        args += self.extra_args
+        args += self.store_args + self.extra_args
         self._log = open(self.log_path, "ab")
         self._log_offset = self._log.tell()  # stop() checks what this process writes
         self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=self._log)
@@ -196,6 +290,7 @@ class Meterd:
         finally:
             if self._own_dir:
                 shutil.rmtree(self.data_dir, ignore_errors=True)
+                forget_store(self.data_dir)
 
     def __enter__(self):
         return self.start()

@@ -4,7 +4,10 @@
 Starts ONE meterd (tests/lib/meterd_harness.py, test catalog), sends every case of
 tests/protocol/cases/*.json in sorted order over plain HTTP/1.1 to 127.0.0.1, and checks the
 status, the error `__type`, the headers every response must carry, the message, the response
-body and how many rows the ledger (`<data>/meterd.db`, table `usage_records`) gained.
+body and how many rows the ledger (table `usage_records` of the store) gained.
+
+The store backend is the harness's ($METERD_STORE_BACKEND=sqlite|postgresql): `<data>/meterd.db`,
+or a database of a PostgreSQL server the harness starts (tests/lib/pg_server.py).
 
 Usage:  python3 tests/protocol/run_cases.py [--filter SUBSTR] [--meterd PATH] [-v]
 Dependencies: Python 3 stdlib + botocore (the machine's python3 has it).
@@ -36,6 +39,7 @@ from botocore.awsrequest import AWSRequest  # noqa: E402
 from botocore.credentials import Credentials  # noqa: E402
 
 import meterd_harness as harness  # noqa: E402
+import pg_server  # noqa: E402
 
 SERVICE = "aws-marketplace"
 TARGET_PREFIX = "AWSMPMeteringService."
@@ -611,10 +615,20 @@ def check_response(name, req, expect, resp, ctx, delta, setup_resps):
 # ledger
 
 class Ledger:
-    def __init__(self, data_dir):
-        self.path = os.path.join(data_dir, "meterd.db") if data_dir else None
+    """Counts the ledger rows that cases write: in the SQLite file of `data_dir` (read-only), or
+    in the PostgreSQL database `store_url`; count() is None when neither is known."""
+
+    # Task metering (source RegisterUsage) writes rows on its own when an hour ends during the
+    # run; they are not any case's doing.
+    SQL = "SELECT COUNT(*) FROM usage_records WHERE source != 'RegisterUsage'"
+
+    def __init__(self, data_dir, store_url=None):
+        self.store_url = store_url
+        self.path = os.path.join(data_dir, "meterd.db") if data_dir and not store_url else None
 
     def count(self):
+        if self.store_url:
+            return pg_server.query(self.store_url, self.SQL)[0][0]
         if not self.path:
             return None
         if not os.path.exists(self.path):
@@ -622,10 +636,7 @@ class Ledger:
         try:
             con = sqlite3.connect("file:%s?mode=ro" % self.path, uri=True, timeout=10)
             try:
-                # Task metering (source RegisterUsage) writes rows on its own when an hour ends
-                # during the run; they are not any case's doing.
-                return con.execute("SELECT COUNT(*) FROM usage_records "
-                                   "WHERE source != 'RegisterUsage'").fetchone()[0]
+                return con.execute(self.SQL).fetchone()[0]
             finally:
                 con.close()
         except sqlite3.OperationalError as e:
@@ -696,8 +707,10 @@ def main():
     ap.add_argument("--meterd", help="meterd binary (default build/bin/meterd or $METERD_BIN)")
     ap.add_argument("--cases", default=os.path.join(HERE, "cases"))
     ap.add_argument("--endpoint", help="use a running server HOST:PORT instead of starting one "
-                    "(ledger checks need --data-dir)")
+                    "(ledger checks need --data-dir or --store-url)")
     ap.add_argument("--data-dir", help="data dir of the --endpoint server (for ledger checks)")
+    ap.add_argument("--store-url", help="PostgreSQL URL of the --endpoint server's store "
+                    "(for ledger checks)")
     ap.add_argument("--pace", type=float, default=0.0,
                     help="seconds between requests (0.11 stays below a throttling server)")
     ap.add_argument("-v", "--verbose", action="store_true")
@@ -716,7 +729,7 @@ def main():
     if args.endpoint:
         host, port = args.endpoint.rsplit(":", 1)
         port = int(port)
-        ledger = Ledger(args.data_dir)
+        ledger = Ledger(args.data_dir, args.store_url)
     else:
         if args.meterd:
             harness.METERD = os.path.abspath(args.meterd)
@@ -727,7 +740,7 @@ def main():
         server = harness.Meterd(catalog=harness.TEST_CATALOG)
         server.start()
         host, port = "127.0.0.1", server.port
-        ledger = Ledger(server.data_dir)
+        ledger = Ledger(server.data_dir, harness.store_url(server.data_dir))
 
     runner = Runner(host, port, ledger, args.verbose, server)
     passed = failed = 0

@@ -15,17 +15,17 @@ retryable answer, as an SDK treats it. Now and then a client also replays a unit
 already acknowledged (a response an SDK never saw), which must get the idempotent answer.
 
 A killer thread waits a seeded uniform delay (0.2-1.5 s) after each (re)start, SIGKILLs meterd,
-checks a copy of the db (PRAGMA integrity_check; every record acknowledged before the kill is
-there) and restarts meterd on the same data dir (a new port; the clients follow it). After K
-kills the clients each finish `--tail-units` more units, meterd is stopped with SIGTERM and a
-copy of the db is checked:
+checks the store (integrity; every record acknowledged before the kill is there) and restarts
+meterd on the same data dir (a new port; the clients follow it). After K kills the clients each
+finish `--tail-units` more units, meterd is stopped with SIGTERM and the store is checked:
   lost        acknowledged records not in usage_records with the acknowledged id and content
   duplicated  rows beyond one per sent record (by natural key and by MeteringRecordId)
   unexpected  rows that no acknowledged record accounts for (never sent, or never acknowledged)
   idempotency every later answer for a unit gives the first acknowledged ids; a row written by
               an earlier, unanswered attempt is counted as `idempotent_hits` (a retry that got the
               stored answer); a row written by a request that got an error answer is a violation
-  integrity   PRAGMA integrity_check is `ok` after every kill and at the end
+  integrity   `ok` after every kill and at the end: SQLite's PRAGMA integrity_check on a copy of
+              the db; PostgreSQL's amcheck (every index holds every row, heaps verified)
 and a summary line is printed:
   kills=20 units=... records_acknowledged=... lost=0 duplicated=0 unexpected=0 retries=...
   integrity=ok seed=... (then extra counters)
@@ -33,6 +33,10 @@ Exit status 0 only when nothing was violated.
 
   METERD_BIN=build/bin/meterd python3 tests/reliability/kill_test.py --kills 20 --clients 4
   scripts/kill-test.sh --kills 100 --clients 8      # the full form
+
+The store backend is the harness's, $METERD_STORE_BACKEND: sqlite (default; DATA/meterd.db,
+read through a private copy) or postgresql (a database of a PostgreSQL server that the harness
+starts, tests/lib/pg_server.py; only meterd is killed, PostgreSQL keeps running).
 
 As a library: `KillTest(kills=20).run()` returns a `Result` (`.ok`, `.summary`, `.violations`);
 `KillTest.close()` stops the server by PID and removes the data dir (call it in tearDown).
@@ -59,6 +63,7 @@ if LIB not in sys.path:
     sys.path.insert(0, LIB)
 
 import meterd_harness as H  # noqa: E402
+import pg_server  # noqa: E402
 
 from botocore.auth import SigV4Auth  # noqa: E402
 from botocore.awsrequest import AWSRequest  # noqa: E402
@@ -191,8 +196,10 @@ class ServerControl:
         self.closed = False
 
     def start(self):
+        # SQLite: --store sqlite said outright; PostgreSQL: the harness adds the data dir's
+        # database (the same one at every restart).
         srv = H.Meterd(catalog=self.catalog, data_dir=self.data_dir,
-                       extra_args=["--store", "sqlite"], throttle=False)
+                       extra_args=[] if H.POSTGRESQL else ["--store", "sqlite"], throttle=False)
         try:
             srv.start(timeout=60)
         except Exception as e:
@@ -269,9 +276,14 @@ class ServerControl:
             srv.stop()
 
 
-def copy_query(data_dir, queries):
-    """Runs queries on a private copy of <data_dir>/meterd.db and its WAL (as e2e_support's
-    query_db_copy does); returns one list of rows per query."""
+def store_check(data_dir, queries):
+    """(integrity, one list of rows per query) of the store of `data_dir`, read while no meterd
+    writes to it. SQLite: on one private copy of <data_dir>/meterd.db and its WAL (as the
+    harness's query_store does), integrity the lines of PRAGMA integrity_check joined by "; ".
+    PostgreSQL: on the data dir's database, integrity from amcheck (pg_server.integrity_check)."""
+    if H.POSTGRESQL:
+        integrity = pg_server.integrity_check(H.store_url(data_dir))
+        return integrity, [H.query_store(data_dir, q) for q in queries]
     src = os.path.join(data_dir, "meterd.db")
     tmp = tempfile.mkdtemp(prefix="meterd-kill-db-")
     try:
@@ -280,7 +292,8 @@ def copy_query(data_dir, queries):
                 shutil.copyfile(src + suffix, os.path.join(tmp, "meterd.db" + suffix))
         con = sqlite3.connect(os.path.join(tmp, "meterd.db"))
         try:
-            return [con.execute(q).fetchall() for q in queries]
+            check = con.execute("PRAGMA integrity_check").fetchall()
+            return "; ".join(r[0] for r in check), [con.execute(q).fetchall() for q in queries]
         finally:
             con.close()
     finally:
@@ -531,9 +544,8 @@ class KillTest:
                 acked = self.acked_ids()  # all answered before the kill, so all committed
                 integrity, missing = "unchecked", []
                 if self.check_each_kill:
-                    check, rows = copy_query(self.data_dir, ["PRAGMA integrity_check",
-                                                             "SELECT record_id FROM usage_records"])
-                    integrity = "; ".join(r[0] for r in check)
+                    integrity, (rows,) = store_check(self.data_dir,
+                                                     ["SELECT record_id FROM usage_records"])
                     self.integrity.append(integrity)
                     if integrity != "ok":
                         self.violation("integrity", "after kill %d: %s" % (k, integrity))
@@ -562,9 +574,11 @@ class KillTest:
     def run(self):
         started = time.monotonic()
         deadline = None if self.deadline is None else started + self.deadline
-        self.log("kill-test: seed=%d run=%s kills=%d clients=%d delay=%.2f-%.2fs data=%s meterd=%s"
+        self.log("kill-test: seed=%d run=%s kills=%d clients=%d delay=%.2f-%.2fs data=%s "
+                 "store=%s meterd=%s"
                  % (self.seed, self.plan.run, self.kills, self.clients, self.min_delay,
-                    self.max_delay, self.data_dir, H.METERD))
+                    self.max_delay, self.data_dir, H.store_url(self.data_dir) or "sqlite",
+                    H.METERD))
         self.ctl.start()
         self.workers = [Client(self, c) for c in range(self.clients)]
         killer = self.killer_thread = threading.Thread(target=self.killer, name="kill-killer",
@@ -592,13 +606,11 @@ class KillTest:
     # checks -----------------------------------------------------------------------------
     def check(self, elapsed):
         units = [u for w in self.workers for u in w.units]
-        integrity_rows, rows, tokens = copy_query(self.data_dir, [
-            "PRAGMA integrity_check",
+        final_integrity, (rows, tokens) = store_check(self.data_dir, [
             "SELECT record_id, dedup_key, source, region, product_code, seller_account, "
             "customer_account, customer_identifier, workload_id, dimension, usage_hour_ms, "
             "timestamp_ms, quantity, request_id FROM usage_records",
             "SELECT caller, token, record_id FROM client_tokens"])
-        final_integrity = "; ".join(r[0] for r in integrity_rows)
         self.integrity.append(final_integrity)
         if final_integrity != "ok":
             self.violation("integrity", "at the end: %s" % final_integrity)
@@ -720,6 +732,7 @@ class KillTest:
             w.join(15)
         if self._own_dir and not self.keep_data:
             shutil.rmtree(self.data_dir, ignore_errors=True)
+            H.forget_store(self.data_dir)
 
 
 def _row_problems(u, i, row, want_id):

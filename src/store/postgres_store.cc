@@ -554,6 +554,7 @@ class PostgresBackend final : public Backend, public Transaction {
     if (!result.ok()) return result.status();
     const PGresult* r = result->get();
     std::vector<MeteredRun> runs;
+    runs.reserve(static_cast<size_t>(PQntuples(r)));
     for (int i = 0; i < PQntuples(r); ++i) {
       runs.push_back(MeteredRun{Text(r, i, 0), Text(r, i, 1), Int(r, i, 2)});
     }
@@ -586,12 +587,13 @@ class PostgresBackend final : public Backend, public Transaction {
     if (!result.ok()) return result.status();
     const PGresult* r = result->get();
     std::vector<RegistrationTokenRow> rows;
+    rows.reserve(static_cast<size_t>(PQntuples(r)));
     for (int i = 0; i < PQntuples(r); ++i) rows.push_back(RegistrationTokenAt(r, i));
     return rows;
   }
 
   Result<bool> DeleteRegistrationToken(const std::string& token) override {
-    auto result = RunInTransaction(Call{"delete_registration_token", {token}});
+    auto result = RunInTransaction(Call{"delete_registration_token", {token}}, true);
     if (!result.ok()) return result.status();
     registration_tokens_[token] = std::nullopt;
     return PQntuples(result->get()) > 0;
@@ -705,13 +707,14 @@ class PostgresBackend final : public Backend, public Transaction {
     return Status::Ok();
   }
 
-  // Runs `call` inside the group's transaction, after the writes buffered so far (which it may
-  // need to see), all in one round trip.
-  Result<PgResult> RunInTransaction(Call call) {
+  // Runs `call` (a write when `writes`) inside the group's transaction, after the writes
+  // buffered so far (which it may need to see), all in one round trip.
+  Result<PgResult> RunInTransaction(Call call, bool writes = false) {
     std::vector<Call> calls = TakeWrites();
+    // From the first write on, a lost connection leaves the outcome to the server.
+    if (writes || !calls.empty()) sent_writes_ = true;
     if (!in_transaction_) calls.insert(calls.begin(), Call{"begin", {}});
     calls.push_back(std::move(call));
-    sent_writes_ = true;  // from here on, a lost connection leaves the outcome to the server
     in_transaction_ = true;
     PipelineOutcome out = RunPipeline(writer_.get(), calls);
     if (out.failure) return Fail(*out.failure);

@@ -43,6 +43,7 @@ int FreePort() {
 pid_t Spawn(const std::vector<std::string>& argv, const std::string& log, bool switch_user,
             uid_t uid, gid_t gid) {
   std::vector<char*> args;
+  args.reserve(argv.size() + 1);
   for (const std::string& a : argv) args.push_back(const_cast<char*>(a.c_str()));
   args.push_back(nullptr);
   const pid_t parent = getpid();

@@ -227,6 +227,10 @@ int Serve(const ServeOptions& opt) {
   metering::FaultInjector faults;
   protocol::ApiHandler handler(&holder, &verifier, &service, &model, signing_keys.get(), &throttler,
                                &faults);
+  // Whatever watches every metering API call (audit trail, access log, metrics) is added here,
+  // before the listener starts.
+  protocol::ApiCallFanout call_observers;
+  if (!call_observers.empty()) handler.SetCallObserver(&call_observers);
 
   std::unique_ptr<admin::AdminHandler> admin_handler;
   std::unique_ptr<http::HttpServer> admin_server;

@@ -75,7 +75,7 @@ using tcp = asio::ip::tcp;
 class RequestParser final : public bhttp::basic_parser<true> {
  public:
   explicit RequestParser(const HttpServerOptions& limits)
-      : max_header_bytes_(limits.max_header_bytes) {
+      : max_header_bytes_(limits.max_header_bytes), max_header_fields_(limits.max_header_fields) {
     header_limit(static_cast<uint32_t>(
         std::min<size_t>(limits.max_header_bytes, std::numeric_limits<uint32_t>::max())));
     body_limit(limits.max_body_bytes);
@@ -110,6 +110,7 @@ class RequestParser final : public bhttp::basic_parser<true> {
   void on_field_impl(bhttp::field /*name*/, beast::string_view name_string,
                      beast::string_view value, beast::error_code& ec) override {
     CountHeader(name_string.size() + value.size() + kFieldOverhead, ec);
+    if (++header_fields_ > max_header_fields_) ec = bhttp::error::header_limit;
     if (ec) return;
     request_.headers.push_back(HttpHeader{std::string(name_string.data(), name_string.size()),
                                           std::string(value.data(), value.size())});
@@ -140,7 +141,9 @@ class RequestParser final : public bhttp::basic_parser<true> {
   void on_finish_impl(beast::error_code& ec) override {}
 
   size_t max_header_bytes_;
+  size_t max_header_fields_;
   size_t header_bytes_ = 0;
+  size_t header_fields_ = 0;
   HttpRequest request_;
 };
 

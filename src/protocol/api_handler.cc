@@ -118,7 +118,8 @@ HttpResponse ApiHandler::RejectResponse(http::RejectReason reason) {
                            request_id);
     case http::RejectReason::kHeaderTooLarge:
       return ErrorResponse(
-          Status(StatusCode::kRequestTooLarge, "Request headers must be less than 16 KiB."),
+          Status(StatusCode::kRequestTooLarge,
+                 "Request headers must be less than 16 KiB in 100 fields at most."),
           request_id);
     case http::RejectReason::kMalformed:
       break;

@@ -10,7 +10,7 @@ from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
-from tests.e2e.e2e_support import EC2, Meterd
+from tests.e2e.e2e_support import EC2, Meterd, ledger_snapshot
 
 
 def signed_meter_usage(port, quantity=1, extra_headers=None):
@@ -106,6 +106,22 @@ class HttpLimitsTest(unittest.TestCase):
         self.assertTrue(headers["x-amzn-requestid"])
         self.assertTrue(closed_by_peer(s, 5))
 
+    def test_more_than_100_header_fields_are_refused_and_nothing_stored(self):
+        before = ledger_snapshot(self.m.data_dir)[0]
+        s = self.connect()
+        extra = [("X-Extra-%d" % i, "1") for i in range(100)]
+        s.sendall(signed_meter_usage(self.m.port, quantity=1, extra_headers=extra))
+        status, headers, body = read_response(s)
+        self.assertEqual(status, 400)
+        self.assertEqual(json.loads(body)["__type"], "ValidationException")
+        self.assertIn("100 fields", json.loads(body)["message"])
+        self.assertTrue(closed_by_peer(s, 5))
+        self.assertEqual(ledger_snapshot(self.m.data_dir)[0], before)
+        # A request with a few extra fields (well under the limit) is served.
+        s = self.connect()
+        s.sendall(signed_meter_usage(self.m.port, quantity=1, extra_headers=extra[:50]))
+        self.assertEqual(read_response(s)[0], 200)
+
     def test_body_of_1_mib_is_refused_without_reading_it(self):
         s = self.connect()
         head = ("POST / HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-amz-json-1.1\r\n"
@@ -139,6 +155,45 @@ class HttpLimitsTest(unittest.TestCase):
         status, _, body = read_response(s)
         self.assertEqual(status, 400)
         self.assertTrue(closed_by_peer(s, 5))
+
+
+class ConnectionLimitTest(unittest.TestCase):
+    """--max-connections: a connection over the limit is closed at once, without an answer;
+    the ones within it are served, and a slot freed is usable again."""
+
+    def setUp(self):
+        self.m = Meterd(extra_args=["--max-connections", "4", "--threads", "1"])
+        self.m.start()
+        self.addCleanup(self.m.cleanup)
+
+    def test_connection_over_the_limit_is_closed_and_a_freed_slot_is_reused(self):
+        held = [socket.create_connection(("127.0.0.1", self.m.port), timeout=10)
+                for _ in range(4)]
+        for s in held:
+            self.addCleanup(s.close)
+        # The four are accepted and served (keep-alive: they stay open afterwards).
+        for s in held:
+            s.sendall(signed_meter_usage(self.m.port, quantity=1))
+            self.assertEqual(read_response(s)[0], 200)
+        extra = socket.create_connection(("127.0.0.1", self.m.port), timeout=10)
+        self.addCleanup(extra.close)
+        try:
+            extra.sendall(signed_meter_usage(self.m.port, quantity=1))
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        self.assertTrue(closed_by_peer(extra, 5))
+        held[0].close()
+        deadline = time.time() + 5
+        while True:  # the server notices the close on its own schedule
+            s = socket.create_connection(("127.0.0.1", self.m.port), timeout=10)
+            self.addCleanup(s.close)
+            try:
+                s.sendall(signed_meter_usage(self.m.port, quantity=1))
+                self.assertEqual(read_response(s)[0], 200)
+                break
+            except (ConnectionError, BrokenPipeError):
+                self.assertLess(time.time(), deadline, "a freed connection slot was not reused")
+                time.sleep(0.1)
 
 
 if __name__ == "__main__":

@@ -148,6 +148,13 @@ void AdminHandler::Handle(HttpRequest request, http::Responder respond) {
 }
 
 HttpResponse AdminHandler::Serve(const HttpRequest& request) {
+  // Health probes answer without the token; /metrics, as every other route, needs it.
+  const std::string_view ops_path =
+      std::string_view(request.target)
+          .substr(0, std::min(request.target.find('?'), request.target.size()));
+  if (ops_ != nullptr && observability::OpsEndpoints::IsProbe(ops_path)) {
+    return ops_->Serve(request, ops_path);
+  }
   const std::string* auth = request.FindHeader("authorization");
   constexpr std::string_view kBearer = "Bearer ";
   if (auth == nullptr || auth->size() <= kBearer.size() ||
@@ -158,6 +165,9 @@ HttpResponse AdminHandler::Serve(const HttpRequest& request) {
         auth == nullptr ? "missing bearer token (Authorization header)" : "wrong bearer token");
     r.headers.push_back({"WWW-Authenticate", "Bearer realm=\"meterd-admin\""});
     return r;
+  }
+  if (ops_ != nullptr && observability::OpsEndpoints::IsScrape(ops_path)) {
+    return ops_->Serve(request, ops_path);
   }
 
   Call call;

@@ -17,6 +17,7 @@
 #include "json/json.h"
 #include "keys/signing_keys.h"
 #include "metering/faults.h"
+#include "observability/ops_endpoints.h"
 
 namespace meterd::admin {
 
@@ -37,6 +38,10 @@ class AdminHandler final : public http::HttpHandler {
 
   // The request, routed and answered (exposed for unit tests; Handle calls it).
   HttpResponse Serve(const HttpRequest& request);
+
+  // /healthz, /readyz (no token) and /metrics (token) go to `ops` (not owned; set before the
+  // listener starts). Without it those paths are 404 like any unknown route.
+  void SetOpsEndpoints(observability::OpsEndpoints* ops) { ops_ = ops; }
 
  private:
   struct Call;  // one parsed request
@@ -59,6 +64,7 @@ class AdminHandler final : public http::HttpHandler {
   metering::FaultInjector* faults_;
   const std::string token_;
   const std::string store_name_;
+  observability::OpsEndpoints* ops_ = nullptr;
 };
 
 // Reads the admin token at `path`, or creates it (0600, 32 random bytes as hex) when the file

@@ -1,11 +1,11 @@
 #include "control/control_plane.h"
 
 #include <fstream>
-#include <iostream>
 #include <sstream>
 
 #include "common/crypto.h"
 #include "common/time_util.h"
+#include "observability/log.h"
 
 namespace meterd::control {
 
@@ -206,10 +206,10 @@ void ControlPlane::AfterChange() {
   // The change is already durable and in force; these only catch up derived state, and are
   // retried at the next change, the next task-metering pass or the next start.
   if (Status st = deps_.service->PrepareCatalog(); !st.ok()) {
-    std::cerr << "meterd: preparing the changed catalog failed: " << st.ToString() << std::endl;
+    log::Error("preparing the changed catalog failed", {{"error", st.ToString()}});
   }
   if (Status st = deps_.service->MeterTaskRuns(); !st.ok()) {
-    std::cerr << "meterd: task metering after a change failed: " << st.ToString() << std::endl;
+    log::Error("task metering after a change failed", {{"error", st.ToString()}});
   }
 }
 

@@ -342,6 +342,12 @@ class BeastServer final : public HttpServer {
     // The io_contexts stay alive until destruction: store callbacks may still post to them.
   }
 
+  ConnectionStats Stats() const override {
+    return ConnectionStats{accepted_.load(std::memory_order_relaxed),
+                           rejected_.load(std::memory_order_relaxed),
+                           connections_.load(std::memory_order_relaxed)};
+  }
+
  private:
   struct Loop {
     asio::io_context context{1};
@@ -356,9 +362,11 @@ class BeastServer final : public HttpServer {
       if (!ec) {
         if (connections_.fetch_add(1, std::memory_order_relaxed) >= options_.max_connections) {
           connections_.fetch_sub(1, std::memory_order_relaxed);
+          rejected_.fetch_add(1, std::memory_order_relaxed);
           beast::error_code ignored;
           socket.close(ignored);
         } else {
+          accepted_.fetch_add(1, std::memory_order_relaxed);
           socket.set_option(tcp::no_delay(true), ec);
           std::make_shared<Session>(std::move(socket), options_, handler_, &connections_)->Start();
         }
@@ -371,6 +379,8 @@ class BeastServer final : public HttpServer {
   HttpHandler* handler_;
   std::vector<std::unique_ptr<Loop>> loops_;
   std::atomic<size_t> connections_{0};
+  std::atomic<uint64_t> accepted_{0};
+  std::atomic<uint64_t> rejected_{0};
 };
 
 }  // namespace

@@ -48,6 +48,13 @@ struct HttpServerOptions {
   size_t max_connections = 10000;
 };
 
+// What one server's acceptors saw since Start (read at any time, e.g. by a metrics scrape).
+struct ConnectionStats {
+  uint64_t accepted = 0;  // connections taken and served
+  uint64_t rejected = 0;  // closed at once because max_connections were open
+  uint64_t open = 0;      // open now
+};
+
 class HttpServer {
  public:
   virtual ~HttpServer() = default;
@@ -55,6 +62,8 @@ class HttpServer {
   virtual Result<uint16_t> Start() = 0;
   // Stops accepting, closes connections, joins the event loops. Idempotent.
   virtual void Stop() = 0;
+  // Thread-safe.
+  virtual ConnectionStats Stats() const = 0;
 };
 
 // `handler` is not owned and must outlive the server.

@@ -34,6 +34,10 @@
 #include "metering/service.h"
 #include "metering/throttle.h"
 #include "model/service_model.h"
+#include "observability/access_log.h"
+#include "observability/log.h"
+#include "observability/meterd_metrics.h"
+#include "observability/ops_endpoints.h"
 #include "protocol/api_handler.h"
 #include "store/store.h"
 
@@ -60,6 +64,9 @@ struct ServeOptions {
   int task_metering_interval_seconds = 10;
   std::string throttle = "on";
   meterd::metering::ThrottleSettings throttle_rates;
+  std::string log_level = "info";
+  std::string log_format = "text";
+  std::string access_log = "off";
 };
 
 // Options of the offline subcommands (keys export, verify-token).
@@ -121,13 +128,21 @@ std::string ParseListen(const std::string& listen, meterd::http::HttpServerOptio
 }
 
 int Fail(const std::string& message) {
-  std::cerr << "meterd: " << message << std::endl;
+  meterd::log::Error(message);
   return 1;
 }
 
 int Serve(const ServeOptions& opt) {
   using namespace meterd;
   umask(077);  // every file meterd creates is private (SQLite's -wal and -shm too)
+  log::Level log_level;
+  log::Format log_format;
+  if (!log::ParseLevel(opt.log_level, &log_level)) {
+    return Fail("--log-level must be debug, info, warn or error");
+  }
+  if (!log::ParseFormat(opt.log_format, &log_format))
+    return Fail("--log-format must be text or json");
+  log::Configure(log_level, log_format);
   // Block the stop signals in every thread; the main thread waits for them below.
   sigset_t signals;
   sigemptyset(&signals);
@@ -150,8 +165,8 @@ int Serve(const ServeOptions& opt) {
     auto manual = std::make_unique<ManualClock>(start);
     manual_clock = manual.get();
     clock = std::move(manual);
-    std::cerr << "meterd: WARNING: manual test clock at " << FormatIso8601(start)
-              << "; business time moves only through the admin API (meterctl clock)" << std::endl;
+    log::Warn("manual test clock at " + FormatIso8601(start) +
+              "; business time moves only through the admin API (meterctl clock)");
   } else {
     return Fail("--clock must be system or manual");
   }
@@ -172,10 +187,15 @@ int Serve(const ServeOptions& opt) {
   if (!empty.ok()) return Fail(empty.status().ToString());
   catalog::CatalogHolder holder(*empty);
 
+  // Metrics (docs/OBSERVABILITY.md) see every group commit and every metering API call; declared
+  // before the store, whose writer reports to them until it is closed.
+  observability::MeterdMetrics metrics;
   store::StoreOptions store_options;
   store_options.data_dir = opt.data_dir;
   auto store = store::OpenStore(opt.store, store_options);
   if (!store.ok()) return Fail(store.status().ToString());
+  (*store)->SetCommitObserver(&metrics);
+  metrics.WatchStore(store->get());
 
   std::unique_ptr<keys::SigningKeyStore> signing_keys;
   if (opt.store == "memory") {
@@ -215,13 +235,16 @@ int Serve(const ServeOptions& opt) {
   deps.signing_keys = signing_keys.get();
   control::ControlPlane control_plane(deps, flags);
   if (Status st = control_plane.Start(opt.catalog_path); !st.ok()) return Fail(st.ToString());
+  metrics.WatchCatalogVersion([&control_plane] { return control_plane.version(); });
+  observability::OpsEndpoints ops(&metrics, store->get(),
+                                  [&control_plane] { return control_plane.version(); });
 
   if (Status st = service.PrepareCatalog(); !st.ok()) return Fail(st.ToString());
+  ops.SetCatalogLoaded();
   if (Status st = service.MeterTaskRuns(); !st.ok()) return Fail(st.ToString());
   Ticker task_metering(std::chrono::seconds(opt.task_metering_interval_seconds), [&service] {
     if (Status st = service.MeterTaskRuns(); !st.ok()) {
-      std::cerr << "meterd: task metering pass failed (retried next pass): " << st.ToString()
-                << std::endl;
+      log::Error("task metering pass failed (retried next pass)", {{"error", st.ToString()}});
     }
   });
   metering::FaultInjector faults;
@@ -230,6 +253,14 @@ int Serve(const ServeOptions& opt) {
   // Whatever watches every metering API call (audit trail, access log, metrics) is added here,
   // before the listener starts.
   protocol::ApiCallFanout call_observers;
+  call_observers.Add(&metrics);
+  std::unique_ptr<observability::AccessLog> access_log;
+  if (opt.access_log != "off") {
+    auto opened = observability::AccessLog::Open(opt.access_log);
+    if (!opened.ok()) return Fail(opened.status().ToString());
+    access_log = std::move(opened).value();
+    call_observers.Add(access_log.get());
+  }
   if (!call_observers.empty()) handler.SetCallObserver(&call_observers);
 
   std::unique_ptr<admin::AdminHandler> admin_handler;
@@ -241,16 +272,19 @@ int Serve(const ServeOptions& opt) {
     auto token = admin::LoadOrCreateAdminToken(token_path, &created);
     if (!token.ok()) return Fail(token.status().ToString());
     if (created) {
+      // The one secret meterd ever prints, once, to the operator: never through the log.
       std::cerr << "meterd: new admin API token (shown once; kept in " << token_path
                 << "): " << *token << std::endl;
     }
     admin_handler = std::make_unique<admin::AdminHandler>(&control_plane, signing_keys.get(),
                                                           &faults, *token, opt.store);
+    admin_handler->SetOpsEndpoints(&ops);
     admin_options.threads = 1;
     admin_options.max_body_bytes = size_t{16} * 1024 * 1024;  // whole catalogs
     admin_server = http::NewBeastServer(admin_options, admin_handler.get());
     auto admin_port = admin_server->Start();
     if (!admin_port.ok()) return Fail("--admin-listen: " + admin_port.status().message());
+    metrics.WatchServer("admin", admin_server.get());
     std::printf("meterd: admin API listening on %s:%u\n", admin_options.host.c_str(),
                 static_cast<unsigned>(*admin_port));
   }
@@ -265,13 +299,16 @@ int Serve(const ServeOptions& opt) {
   auto server = http::NewBeastServer(http_options, &handler);
   auto port = server->Start();
   if (!port.ok()) return Fail(port.status().message());
+  metrics.WatchServer("api", server.get());
+  ops.SetServing(true);
   std::printf("meterd: listening on %s:%u\n", http_options.host.c_str(),
               static_cast<unsigned>(*port));
   std::fflush(stdout);
 
   int received = 0;
   sigwait(&signals, &received);
-  std::cerr << "meterd: stopping (signal " << received << ")" << std::endl;
+  ops.SetServing(false);
+  log::Info("stopping", {{"signal", std::to_string(received)}});
   // Answer what fault injection still delays, stop taking requests, then let the writer finish
   // (and fsync) what was queued.
   handler.StopDelays();
@@ -426,6 +463,14 @@ int main(int argc, char** argv) {
     serve->add_option(flag, *rate, std::string(operation) + " requests/s per account and region")
         ->capture_default_str();
   }
+  serve->add_option("--log-level", opt.log_level, "Server log level: debug, info, warn or error")
+      ->capture_default_str();
+  serve->add_option("--log-format", opt.log_format, "Server log format: text or json")
+      ->capture_default_str();
+  serve
+      ->add_option("--access-log", opt.access_log,
+                   "JSON access log of metering API calls: off, stderr, stdout or a file path")
+      ->capture_default_str();
   serve
       ->add_option("--throttle-burst-seconds", opt.throttle_rates.burst_factor,
                    "A full bucket holds this many seconds of its rate")

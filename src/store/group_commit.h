@@ -33,6 +33,7 @@ class GroupCommitStore final : public Store {
   void Submit(WriteUnit unit) override;
   void Close() override;
   StoreStats Stats() const override;
+  void SetCommitObserver(CommitObserver* observer) override;
   Result<int64_t> CountUsageRows() override { return backend_->CountUsageRows(); }
 
  private:
@@ -45,6 +46,7 @@ class GroupCommitStore final : public Store {
   std::deque<WriteUnit> queue_;
   bool closing_ = false;
   StoreStats stats_;
+  CommitObserver* commit_observer_ = nullptr;  // under mu_
   std::thread writer_;
 };
 

@@ -131,6 +131,25 @@ struct StoreStats {
   uint64_t groups = 0;
   uint64_t units = 0;
   uint64_t failed_groups = 0;
+  size_t queue_depth = 0;            // units submitted and not yet taken by the writer
+  std::string last_error;            // the store error of the most recent failed group
+  int64_t last_error_steady_ms = 0;  // when it failed (steady clock, for ages); 0: never
+};
+
+// One group commit as the writer finished it: what metrics need, in the store's own terms (the
+// store knows no metrics format).
+struct GroupCommit {
+  size_t units = 0;
+  int64_t duration_us = 0;  // from Begin to the end of Commit (or Rollback)
+  bool ok = true;           // false: a store error failed the whole group
+};
+
+// Sees every group commit. Called on the writer thread after the group's units were answered;
+// must be thread-safe and must not block (it delays the next group).
+class CommitObserver {
+ public:
+  virtual ~CommitObserver() = default;
+  virtual void OnGroupCommit(const GroupCommit& group) = 0;
 };
 
 // Thread-safe. Submit may be called from any thread.
@@ -141,6 +160,8 @@ class Store {
   // Stops accepting work, finishes what is queued, and joins the writer. Idempotent.
   virtual void Close() = 0;
   virtual StoreStats Stats() const = 0;
+  // `observer` (not owned; null: none) sees every later group commit. Call it at start-up.
+  virtual void SetCommitObserver(CommitObserver* observer) {}
   // Number of ledger rows (reads the committed state; for tests and diagnostics).
   virtual Result<int64_t> CountUsageRows() = 0;
 };

@@ -99,6 +99,18 @@ TEST(MeteringEvent, RefusedCallKeepsTheClaimedKeyAndTheError) {
   EXPECT_EQ(row.event_json.find("not json"), std::string::npos);
 }
 
+TEST(MeteringEvent, BatchResultsKeepIdAndStatusNotTheEchoedRecord) {
+  protocol::ApiCall call = SuccessfulBatch();
+  call.response_body =
+      R"({"Results":[{"MeteringRecordId":"m1","Status":"Success","UsageRecord":{"Quantity":1}}],)"
+      R"("UnprocessedRecords":[]})";
+  json::Value e = Parsed(MeteringEvent(call, 0, "ev-8"));
+  const json::Value& result = e.Find("responseElements")->Find("Results")->items().at(0);
+  EXPECT_EQ(Text(result, "MeteringRecordId"), "m1");
+  EXPECT_EQ(Text(result, "Status"), "Success");
+  EXPECT_EQ(result.Find("UsageRecord"), nullptr);
+}
+
 TEST(MeteringEvent, CallsWithoutAnOperationAreNamedUnknown) {
   protocol::ApiCall call;
   call.request_id = "req-3";

@@ -65,8 +65,8 @@ class AuditTrailTest : public ::testing::TestWithParam<std::string> {
         ids.push_back(parsed->Find("requestID")->text());
       }
       if (!page->more) return ids;
-      q.after = store::AuditPosition{page->events.back().event_time_ms,
-                                     page->events.back().event_id};
+      q.after =
+          store::AuditPosition{page->events.back().event_time_ms, page->events.back().event_id};
     }
   }
 
@@ -135,8 +135,10 @@ TEST_P(AuditTrailTest, PrunesPastTheRetentionInSmallBatches) {
   ASSERT_TRUE(pruned.ok());
   EXPECT_EQ(*pruned, 12);
   EXPECT_EQ(trail_->stats().pruned, 12u);
+  // The three left share one millisecond: their order is that of their event ids.
   std::vector<std::string> left = RequestIds(store::AuditQuery());
-  EXPECT_EQ(left, (std::vector<std::string>{"req-14", "req-13", "req-12"}));
+  EXPECT_EQ(std::set<std::string>(left.begin(), left.end()),
+            (std::set<std::string>{"req-14", "req-13", "req-12"}));
 }
 
 TEST_P(AuditTrailTest, ARepeatedEventIdIsKeptOnce) {

@@ -12,6 +12,7 @@
 #include <set>
 #include <sstream>
 
+#include "audit/audit_event.h"
 #include "common/crypto.h"
 #include "common/time_util.h"
 
@@ -144,7 +145,19 @@ HttpResponse AdminHandler::Reject(http::RejectReason reason) {
 
 void AdminHandler::Handle(HttpRequest request, http::Responder respond) {
   HttpResponse response = Serve(request);
+  // The audit trail: every change, accepted or refused (the one place admin calls are recorded).
+  if (audit_ != nullptr && audit::IsAuditedAdminRequest(request.method, request.target)) {
+    audit_->RecordAdmin(request, response, Authorized(request));
+  }
   respond([response = std::move(response)]() mutable { return std::move(response); });
+}
+
+bool AdminHandler::Authorized(const HttpRequest& request) const {
+  const std::string* auth = request.FindHeader("authorization");
+  constexpr std::string_view kBearer = "Bearer ";
+  return auth != nullptr && auth->size() > kBearer.size() &&
+         std::string_view(*auth).substr(0, kBearer.size()) == kBearer &&
+         ConstantTimeEquals(std::string_view(*auth).substr(kBearer.size()), token_);
 }
 
 HttpResponse AdminHandler::Serve(const HttpRequest& request) {
@@ -155,11 +168,8 @@ HttpResponse AdminHandler::Serve(const HttpRequest& request) {
   if (ops_ != nullptr && observability::OpsEndpoints::IsProbe(ops_path)) {
     return ops_->Serve(request, ops_path);
   }
-  const std::string* auth = request.FindHeader("authorization");
-  constexpr std::string_view kBearer = "Bearer ";
-  if (auth == nullptr || auth->size() <= kBearer.size() ||
-      std::string_view(*auth).substr(0, kBearer.size()) != kBearer ||
-      !ConstantTimeEquals(std::string_view(*auth).substr(kBearer.size()), token_)) {
+  if (!Authorized(request)) {
+    const std::string* auth = request.FindHeader("authorization");
     HttpResponse r = ErrorAnswer(
         401, "Unauthorized",
         auth == nullptr ? "missing bearer token (Authorization header)" : "wrong bearer token");
@@ -248,6 +258,7 @@ HttpResponse AdminHandler::Route(const Call& call) {
   if (head == "settings") return SettingsRoute(call);
   if (head == "clock") return Clock(call);
   if (head == "faults") return Faults(call);
+  if (head == "audit") return AuditRoute(call);
   return NotFound("no such route");
 }
 
@@ -712,7 +723,8 @@ HttpResponse AdminHandler::SettingsRoute(const Call& call) {
   if (!call.has_body || !call.body->is_object()) return BadRequest("the body must be an object");
   static const std::set<std::string, std::less<>> kTop = {
       "batchWindowHours",  "batchMonthGraceHours", "meterUsageWindowHours",
-      "futureSkewMinutes", "tokenTtlHours",        "throttle"};
+      "futureSkewMinutes", "tokenTtlHours",        "throttle",
+      "auditRetentionDays"};
   static const std::set<std::string, std::less<>> kThrottle = {"enabled",         "batchMeterUsage",
                                                                "meterUsage",      "registerUsage",
                                                                "resolveCustomer", "burstSeconds"};
@@ -839,5 +851,146 @@ Result<std::string> LoadOrCreateAdminToken(const std::string& path, bool* create
   *created = true;
   return token;
 }
+
+// --- audit trail (D17): GET /v1/audit, /v1/audit/events, /v1/audit/export ----------------------
+
+namespace {
+
+constexpr size_t kAuditPageDefault = 100;
+constexpr size_t kAuditPageMax = 1000;
+constexpr size_t kAuditExportDefault = 10000;
+constexpr size_t kAuditExportMax = 100000;
+
+// The filters, limit and cursor of an audit query string.
+Result<store::AuditQuery> ParseAuditQuery(const std::map<std::string, std::string>& query,
+                                          bool export_format, size_t default_limit,
+                                          size_t max_limit) {
+  store::AuditQuery q;
+  q.limit = default_limit;
+  for (const auto& [name, value] : query) {
+    auto time = [&](std::optional<int64_t>* out) -> Status {
+      auto at = ParseIso8601(value);
+      if (!at)
+        return Status(StatusCode::kInvalidArgument, "\"" + name + "\" is not an RFC 3339 time");
+      *out = *at;
+      return Status::Ok();
+    };
+    if (value.empty()) continue;
+    if (name == "eventName") {
+      q.event_name = value;
+    } else if (name == "eventSource") {
+      q.event_source = value;
+    } else if (name == "account") {
+      q.account_id = value;
+    } else if (name == "accessKey") {
+      q.access_key_id = value;
+    } else if (name == "errorCode") {
+      if (value == "any") {
+        q.errors_only = true;
+      } else {
+        q.error_code = value;
+      }
+    } else if (name == "from") {
+      METERD_RETURN_IF_ERROR(time(&q.from_ms));
+    } else if (name == "to") {
+      METERD_RETURN_IF_ERROR(time(&q.to_ms));
+    } else if (name == "limit") {
+      size_t limit = 0;
+      for (char c : value) {
+        if (c < '0' || c > '9' || limit > max_limit) {
+          limit = max_limit + 1;
+          break;
+        }
+        limit = limit * 10 + static_cast<size_t>(c - '0');
+      }
+      if (limit < 1 || limit > max_limit) {
+        return Status(StatusCode::kInvalidArgument,
+                      "\"limit\" must be between 1 and " + std::to_string(max_limit));
+      }
+      q.limit = limit;
+    } else if (name == "cursor") {
+      auto after = audit::DecodeCursor(value);
+      if (!after.ok()) return after.status();
+      q.after = *after;
+    } else if (name == "format" && export_format) {
+      if (value != "jsonl") {
+        return Status(StatusCode::kInvalidArgument, "\"format\" must be jsonl");
+      }
+    } else {
+      return Status(StatusCode::kInvalidArgument, "unknown parameter \"" + name + "\"");
+    }
+  }
+  return q;
+}
+
+}  // namespace
+
+HttpResponse AdminHandler::AuditRoute(const Call& call) {
+  if (audit_ == nullptr) return NotFound("this server keeps no audit trail");
+  if (call.method != "GET") return MethodNotAllowed(call.method);
+  if (call.path.size() == 1) {
+    const audit::AuditStats stats = audit_->stats();
+    const int64_t days = control_->settings().audit_retention_ms / audit::kDayMillis;
+    return JsonAnswer(200, Value::Object({
+                               {"lost", Value::Number(std::to_string(stats.lost))},
+                               {"pruned", Value::Number(std::to_string(stats.pruned))},
+                               {"recorded", Value::Number(std::to_string(stats.recorded))},
+                               {"retentionDays", Value::Number(std::to_string(days))},
+                           }));
+  }
+  if (call.path.size() != 2 || (call.path[1] != "events" && call.path[1] != "export")) {
+    return NotFound("no such route");
+  }
+  const bool is_export = call.path[1] == "export";
+  auto query =
+      ParseAuditQuery(call.query, is_export, is_export ? kAuditExportDefault : kAuditPageDefault,
+                      is_export ? kAuditExportMax : kAuditPageMax);
+  if (!query.ok()) return AdminError(query.status());
+
+  // The events come out of the store as JSON text; they are spliced, not parsed again. An export
+  // reads pages of kAuditPageMax until it has `limit` events.
+  // TODO(merge): stream the export with the reports' chunked bodies instead of the whole answer.
+  std::string body;
+  std::optional<store::AuditPosition> next;
+  size_t remaining = query->limit;
+  store::AuditQuery page_query = *query;
+  bool first = true;
+  if (!is_export) body = "{\"events\":[";
+  while (true) {
+    page_query.limit = std::min(remaining, kAuditPageMax);
+    auto page = audit_->Lookup(page_query);
+    if (!page.ok()) return AdminError(page.status());
+    for (const auto& event : page->events) {
+      if (!is_export && !first) body.push_back(',');
+      body += event.event_json;
+      if (is_export) body.push_back('\n');
+      first = false;
+    }
+    remaining -= page->events.size();
+    next.reset();
+    if (page->more && !page->events.empty()) {
+      next = store::AuditPosition{page->events.back().event_time_ms, page->events.back().event_id};
+    }
+    if (!next || remaining == 0) break;
+    page_query.after = next;
+  }
+  HttpResponse r;
+  r.status = 200;
+  if (is_export) {
+    r.headers.push_back({"Content-Type", "application/x-ndjson"});
+    if (next) r.headers.push_back({"X-Meterd-Next-Cursor", audit::EncodeCursor(*next)});
+  } else {
+    r.headers.push_back({"Content-Type", "application/json"});
+    body += "]";
+    if (next) {
+      body += ",\"nextCursor\":";
+      json::AppendQuoted(&body, audit::EncodeCursor(*next));
+    }
+    body += "}\n";
+  }
+  r.body = std::move(body);
+  return r;
+}
+// --- end of audit trail ------------------------------------------------------------------------
 
 }  // namespace meterd::admin

@@ -12,6 +12,7 @@
 #include <string_view>
 #include <vector>
 
+#include "audit/audit_trail.h"
 #include "control/control_plane.h"
 #include "http/http_server.h"
 #include "json/json.h"
@@ -43,6 +44,10 @@ class AdminHandler final : public http::HttpHandler {
   // listener starts). Without it those paths are 404 like any unknown route.
   void SetOpsEndpoints(observability::OpsEndpoints* ops) { ops_ = ops; }
 
+  // The audit trail (D17): Handle records every mutating request in it, and the /v1/audit
+  // routes read it. Not owned; set before the listener starts. Without it /v1/audit is 404.
+  void SetAuditTrail(audit::AuditTrail* audit) { audit_ = audit; }
+
  private:
   struct Call;  // one parsed request
   HttpResponse Route(const Call& call);
@@ -58,6 +63,8 @@ class AdminHandler final : public http::HttpHandler {
   HttpResponse Clock(const Call& call);
   HttpResponse Faults(const Call& call);
   HttpResponse StatusRoute(const Call& call);
+  HttpResponse AuditRoute(const Call& call);
+  bool Authorized(const HttpRequest& request) const;
 
   control::ControlPlane* control_;
   keys::SigningKeyStore* signing_keys_;
@@ -65,6 +72,7 @@ class AdminHandler final : public http::HttpHandler {
   const std::string token_;
   const std::string store_name_;
   observability::OpsEndpoints* ops_ = nullptr;
+  audit::AuditTrail* audit_ = nullptr;
 };
 
 // Reads the admin token at `path`, or creates it (0600, 32 random bytes as hex) when the file

@@ -60,6 +60,7 @@ Settings EffectiveSettings(const Settings& flags, const catalog::SettingsOverrid
   if (o.throttle_register_usage) s.throttle.register_usage = *o.throttle_register_usage;
   if (o.throttle_resolve_customer) s.throttle.resolve_customer = *o.throttle_resolve_customer;
   if (o.throttle_burst_seconds) s.throttle.burst_factor = *o.throttle_burst_seconds;
+  if (o.audit_retention_days) s.audit_retention_ms = HoursToMs(*o.audit_retention_days * 24);
   return s;
 }
 
@@ -67,6 +68,7 @@ json::Value SettingsJson(const Settings& s) {
   auto hours = [](int64_t ms) { return Number(static_cast<double>(ms) / kHourMs); };
   const metering::WindowSettings& w = s.service.windows;
   return json::Value::Object({
+      {"auditRetentionDays", Number(static_cast<double>(s.audit_retention_ms) / (24 * kHourMs))},
       {"batchMonthGraceHours", hours(w.batch_month_grace_ms)},
       {"batchWindowHours", hours(w.batch_max_age_ms)},
       {"futureSkewMinutes", Number(static_cast<double>(w.max_future_ms) / 60000)},

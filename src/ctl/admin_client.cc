@@ -281,6 +281,9 @@ Result<AdminResponse> AdminClient::Call(std::string_view method, std::string_vie
   if (auto it = response.find(bhttp::field::content_type); it != response.end()) {
     out.content_type = std::string(it->value());
   }
+  if (auto it = response.find("X-Meterd-Next-Cursor"); it != response.end()) {
+    out.next_cursor = std::string(it->value());
+  }
   out.body = std::move(response.body());
   return out;
 }

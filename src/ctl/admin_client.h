@@ -60,6 +60,8 @@ struct AdminResponse {
   int status = 0;
   std::string content_type;
   std::string body;
+  // X-Meterd-Next-Cursor: where a paginated export (GET /v1/audit/export) continues.
+  std::string next_cursor;
 };
 
 // The error of an answer that is not 2xx: the admin API's `{"code", "message"}`, or, when the

@@ -230,6 +230,24 @@ class Ctl {
     return ctl::kExitOk;
   }
 
+  // Sends one GET; on a 2xx answer writes its body as it is to `out` and returns the
+  // X-Meterd-Next-Cursor header in `next_cursor`; otherwise prints the error.
+  int FetchRaw(const std::string& method, const std::string& path, std::ostream* out,
+               std::string* next_cursor) {
+    if (int rc = Connect(); rc != ctl::kExitOk) return rc;
+    auto response = client_->Call(method, path);
+    if (!response.ok()) {
+      return Fail("Unreachable", response.status().message(), ctl::kExitUnavailable);
+    }
+    if (int rc = ctl::ExitCodeForHttpStatus(response->status); rc != ctl::kExitOk) {
+      ctl::AdminError error = ctl::ErrorFromResponse(*response);
+      return Fail(error.code, error.message, rc);
+    }
+    *out << response->body;
+    *next_cursor = response->next_cursor;
+    return ctl::kExitOk;
+  }
+
   static void PrintBody(const Value& parsed, const std::string& raw) {
     if (!parsed.is_null()) {
       std::cout << ctl::PrettyJson(parsed);
@@ -952,6 +970,7 @@ void AddSettings(CLI::App* app, Ctl* c) {
          {}},
         {"--future-skew-minutes", "futureSkewMinutes", "How far ahead of now a record may be", {}},
         {"--token-ttl-hours", "tokenTtlHours", "How long a registration token resolves (D12)", {}},
+        {"--audit-retention-days", "auditRetentionDays", "How long audit events are kept", {}},
     };
     std::vector<Field> throttle = {
         {"--throttle-batch-meter-usage", "batchMeterUsage", "BatchMeterUsage requests/s", {}},
@@ -1070,6 +1089,83 @@ void AddFaults(CLI::App* app, Ctl* c) {
   clear->add_option("--caller", a->caller, "The caller of the rule to clear");
 }
 
+// --- audit trail (D17) -----------------------------------------------------------------------
+
+void AddAudit(CLI::App* app, Ctl* c) {
+  CLI::App* audit = app->add_subcommand(
+      "audit", "The audit trail: every metering API call and admin change (CloudTrail-shaped)");
+  audit->require_subcommand(1);
+  struct Filters {
+    std::string event_name, event_source, from, to, account, access_key, error_code, cursor;
+    std::string out;
+    int limit = 0;
+    std::vector<std::pair<std::string, std::string>> Params() const {
+      return {{"eventName", event_name}, {"eventSource", event_source}, {"from", from},
+              {"to", to},                {"account", account},          {"accessKey", access_key},
+              {"errorCode", error_code}, {"cursor", cursor},
+              {"limit", limit > 0 ? std::to_string(limit) : ""}};
+    }
+  };
+  auto a = std::make_shared<Filters>();
+  auto add_filters = [a](CLI::App* command) {
+    command->add_option("--event-name", a->event_name, "An event name (MeterUsage, ...)");
+    command->add_option("--event-source", a->event_source,
+                        "metering-marketplace.amazonaws.com or meterd-admin");
+    command->add_option("--from", a->from, "Events at or after this time (RFC 3339)");
+    command->add_option("--to", a->to, "Events before this time (RFC 3339)");
+    command->add_option("--account", a->account, "The caller's account");
+    command->add_option("--access-key", a->access_key, "The caller's access key id");
+    command->add_option("--error-code", a->error_code,
+                        "An error code (ThrottlingException, ...), or any: failed calls only");
+    command->add_option("--cursor", a->cursor, "Continue where an earlier answer stopped");
+  };
+  CLI::App* lookup = c->Leaf(audit, "lookup", "Events that match the filters, newest first", [c, a]() -> int {
+    Value parsed;
+    std::string raw;
+    int rc = c->Fetch("GET", ctl::WithQuery("/v1/audit/events", a->Params()), std::nullopt,
+                      &parsed, &raw);
+    if (rc != ctl::kExitOk) return rc;
+    if (c->g.output == "json") {
+      Ctl::PrintBody(parsed, raw);
+      return ctl::kExitOk;
+    }
+    List("audit events", "events")(parsed);
+    if (const Value* next = parsed.is_object() ? parsed.Find("nextCursor") : nullptr;
+        next != nullptr && next->is_string()) {
+      std::cerr << "more: --cursor " << next->text() << std::endl;
+    }
+    return ctl::kExitOk;
+  });
+  add_filters(lookup);
+  lookup->add_option("--limit", a->limit, "Events per answer (default 100, at most 1000)")
+      ->check(CLI::Range(1, 1000));
+
+  CLI::App* export_cmd = c->Leaf(
+      audit, "export", "Every matching event as JSON Lines, newest first (stdout or --out)",
+      [c, a]() -> int {
+        std::ofstream file;
+        if (!a->out.empty()) {
+          file.open(a->out, std::ios::binary | std::ios::trunc);
+          if (!file) return UsageFail("cannot write " + a->out);
+        }
+        std::ostream& out = a->out.empty() ? std::cout : file;
+        // The server answers a page at a time; X-Meterd-Next-Cursor says where to go on.
+        Filters page = *a;
+        while (true) {
+          std::string next;
+          int rc = c->FetchRaw("GET", ctl::WithQuery("/v1/audit/export", page.Params()), &out,
+                               &next);
+          if (rc != ctl::kExitOk) return rc;
+          if (next.empty()) break;
+          page.cursor = next;
+        }
+        out.flush();
+        return out ? ctl::kExitOk : Fail("IoError", "cannot write the export", ctl::kExitUsage);
+      });
+  add_filters(export_cmd);
+  export_cmd->add_option("--out", a->out, "Write to this file instead of stdout");
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -1112,6 +1208,7 @@ int main(int argc, char** argv) {
   AddSettings(&app, &c);
   AddClock(&app, &c);
   AddFaults(&app, &c);
+  AddAudit(&app, &c);
   app.footer(kFooter);  // after the subcommands: the whole text on the top level only
 
   try {

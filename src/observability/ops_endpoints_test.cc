@@ -22,6 +22,7 @@ class SwitchableBackend final : public store::Backend {
   }
   void Rollback() override { inner_->Rollback(); }
   Result<int64_t> CountUsageRows() override { return inner_->CountUsageRows(); }
+  store::AuditReader& audit_reader() override { return inner_->audit_reader(); }
 
  private:
   std::unique_ptr<store::Backend> inner_;

@@ -22,6 +22,10 @@ struct ApiCall {
   std::string operation;      // "BatchMeterUsage", ...; empty when no known operation was named
   std::string region;         // from the verified SigV4 scope; empty when the signature failed
   std::string access_key_id;  // verified key; empty when the signature failed
+  // The access key and region the Authorization header claims, also when the signature failed
+  // (the audit trail records who tried); empty when the header does not parse.
+  std::string claimed_access_key_id;
+  std::string claimed_region;
   std::string account;        // the caller's account (a workload's buyer, or the seller)
   std::string workload_id;    // the calling workload; empty for seller credentials
   std::string source_ip;

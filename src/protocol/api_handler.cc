@@ -161,10 +161,6 @@ void ApiHandler::Handle(HttpRequest request, http::Responder respond) {
     });
   }
 
-  auth::RequestView view{request.method, request.target, &request.headers, request.body};
-  Result<auth::VerifiedRequest> verified = verifier_->Verify(view, WallClockMillis());
-  if (!verified.ok()) return fail(verified.status());
-
   const std::string* target = request.FindHeader("x-amz-target");
   std::string_view operation;
   if (target != nullptr) {
@@ -175,6 +171,22 @@ void ApiHandler::Handle(HttpRequest request, http::Responder respond) {
       operation = t.substr(prefix.size() + 1);
     }
   }
+  if (call != nullptr) {
+    // Known before the signature is checked, so that refused calls are named too.
+    if (!operation.empty() && model_->HasOperation(operation)) {
+      call->operation = std::string(operation);
+    }
+    if (const std::string* authorization = request.FindHeader("authorization")) {
+      if (auto claimed = auth::ParseAuthorizationHeader(*authorization); claimed.ok()) {
+        call->claimed_access_key_id = claimed->access_key_id;
+        call->claimed_region = claimed->region;
+      }
+    }
+  }
+
+  auth::RequestView view{request.method, request.target, &request.headers, request.body};
+  Result<auth::VerifiedRequest> verified = verifier_->Verify(view, WallClockMillis());
+  if (!verified.ok()) return fail(verified.status());
   if (operation.empty() || !model_->HasOperation(operation)) {
     return fail(Status(StatusCode::kUnknownOperation,
                        target == nullptr ? "Missing X-Amz-Target header."
@@ -182,7 +194,6 @@ void ApiHandler::Handle(HttpRequest request, http::Responder respond) {
   }
 
   if (call != nullptr) {
-    call->operation = std::string(operation);
     call->region = verified->region;
     call->access_key_id = verified->access_key_id;
   }

@@ -20,6 +20,7 @@
 #include <thread>
 
 #include "admin/admin_handler.h"
+#include "audit/audit_trail.h"
 #include "auth/sigv4.h"
 #include "catalog/catalog.h"
 #include "common/clock.h"
@@ -67,6 +68,8 @@ struct ServeOptions {
   std::string log_level = "info";
   std::string log_format = "text";
   std::string access_log = "off";
+  double audit_retention_days = meterd::audit::kDefaultRetentionDays;
+  int audit_prune_interval_seconds = 60;
 };
 
 // Options of the offline subcommands (keys export, verify-token).
@@ -217,6 +220,10 @@ int Serve(const ServeOptions& opt) {
   if (opt.throttle != "on" && opt.throttle != "off") return Fail("--throttle must be on or off");
   flags.throttle = opt.throttle_rates;
   flags.throttle.enabled = opt.throttle == "on";
+  if (!(opt.audit_retention_days > 0) || opt.audit_prune_interval_seconds < 1) {
+    return Fail("--audit-retention-days must be > 0 and --audit-prune-interval-seconds >= 1");
+  }
+  flags.audit_retention_ms = static_cast<int64_t>(opt.audit_retention_days * audit::kDayMillis);
 
   const model::ServiceModel& model = model::ServiceModel::Builtin();
   auth::SigV4Verifier verifier(&holder, model.signing_name());
@@ -261,6 +268,18 @@ int Serve(const ServeOptions& opt) {
     access_log = std::move(opened).value();
     call_observers.Add(access_log.get());
   }
+  // The audit trail (D17): every metering call and admin change; pruned in the background, one
+  // small unit at a time, past the retention in force (a runtime setting).
+  audit::AuditTrail audit_trail(store->get(), clock.get());
+  call_observers.Add(&audit_trail);
+  Ticker audit_pruning(
+      std::chrono::seconds(opt.audit_prune_interval_seconds), [&audit_trail, &control_plane] {
+        auto pruned = audit_trail.Prune(control_plane.settings().audit_retention_ms);
+        if (!pruned.ok()) {
+          log::Error("audit pruning failed (retried next pass)",
+                     {{"error", pruned.status().ToString()}});
+        }
+      });
   if (!call_observers.empty()) handler.SetCallObserver(&call_observers);
 
   std::unique_ptr<admin::AdminHandler> admin_handler;
@@ -279,6 +298,7 @@ int Serve(const ServeOptions& opt) {
     admin_handler = std::make_unique<admin::AdminHandler>(&control_plane, signing_keys.get(),
                                                           &faults, *token, opt.store);
     admin_handler->SetOpsEndpoints(&ops);
+    admin_handler->SetAuditTrail(&audit_trail);
     admin_options.threads = 1;
     admin_options.max_body_bytes = size_t{16} * 1024 * 1024;  // whole catalogs
     admin_server = http::NewBeastServer(admin_options, admin_handler.get());
@@ -315,6 +335,7 @@ int Serve(const ServeOptions& opt) {
   if (admin_server) admin_server->Stop();
   server->Stop();
   task_metering.Stop();
+  audit_pruning.Stop();
   (*store)->Close();
   return 0;
 }
@@ -474,6 +495,15 @@ int main(int argc, char** argv) {
   serve
       ->add_option("--throttle-burst-seconds", opt.throttle_rates.burst_factor,
                    "A full bucket holds this many seconds of its rate")
+      ->capture_default_str();
+
+  serve
+      ->add_option("--audit-retention-days", opt.audit_retention_days,
+                   "How long audit events are kept (D17; the setting auditRetentionDays wins)")
+      ->capture_default_str();
+  serve
+      ->add_option("--audit-prune-interval-seconds", opt.audit_prune_interval_seconds,
+                   "How often expired audit events are deleted (in small batches)")
       ->capture_default_str();
 
   ToolOptions tool;

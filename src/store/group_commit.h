@@ -23,6 +23,8 @@ class Backend {
   virtual Status Commit() = 0;
   virtual void Rollback() = 0;
   virtual Result<int64_t> CountUsageRows() = 0;
+  // Safe to use from any thread (see AuditReader).
+  virtual AuditReader& audit_reader() = 0;
 };
 
 class GroupCommitStore final : public Store {
@@ -35,6 +37,7 @@ class GroupCommitStore final : public Store {
   StoreStats Stats() const override;
   void SetCommitObserver(CommitObserver* observer) override;
   Result<int64_t> CountUsageRows() override { return backend_->CountUsageRows(); }
+  AuditReader* audit_reader() override { return &backend_->audit_reader(); }
 
  private:
   void WriterLoop();

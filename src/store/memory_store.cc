@@ -23,6 +23,8 @@ class MemoryBackend final : public Backend, public Transaction {
     pending_reg_tokens_.clear();
     pending_reg_token_deletes_.clear();
     pending_catalog_.reset();
+    pending_audit_.clear();
+    pending_audit_deletes_.clear();
     return Status::Ok();
   }
   Transaction& txn() override { return *this; }
@@ -35,6 +37,12 @@ class MemoryBackend final : public Backend, public Transaction {
     for (auto& [key, value] : pending_reg_tokens_) reg_tokens_[key] = std::move(value);
     for (const auto& key : pending_reg_token_deletes_) reg_tokens_.erase(key);
     if (pending_catalog_) catalog_ = std::move(pending_catalog_);
+    for (const auto& key : pending_audit_deletes_) audit_.erase(key);
+    for (const auto& key : pending_audit_deletes_) audit_ids_.erase(key.second);
+    for (auto& [key, value] : pending_audit_) {
+      audit_ids_.insert(key.second);
+      audit_.emplace(key, std::move(value));
+    }
     return Begin();
   }
   void Rollback() override { (void)Begin(); }
@@ -42,6 +50,7 @@ class MemoryBackend final : public Backend, public Transaction {
     std::lock_guard<std::mutex> lock(mu_);
     return static_cast<int64_t>(usage_.size());
   }
+  AuditReader& audit_reader() override { return audit_reader_; }
 
   Result<std::optional<ExistingUsage>> InsertUsageIfAbsent(const UsageRow& row) override {
     auto existing = FindUsage(row.dedup_key);
@@ -147,7 +156,63 @@ class MemoryBackend final : public Backend, public Transaction {
     return Status::Ok();
   }
 
+  // Audit trail.
+  Status PutAuditEvent(const AuditEventRow& row) override {
+    AuditKey key{row.event_time_ms, row.event_id};
+    if (audit_ids_.count(row.event_id) > 0 || pending_audit_.count(key) > 0) {
+      return Status::Ok();
+    }
+    pending_audit_.emplace(key, row);
+    return Status::Ok();
+  }
+  Result<int64_t> DeleteAuditEventsBefore(int64_t before_ms, int64_t limit) override {
+    int64_t deleted = 0;
+    // The writer thread is the only one that changes audit_, so reading it here needs no lock.
+    for (const auto& [key, row] : audit_) {
+      if (deleted >= limit || key.first >= before_ms) break;
+      if (pending_audit_deletes_.insert(key).second) ++deleted;
+    }
+    for (auto it = pending_audit_.begin(); it != pending_audit_.end() && deleted < limit;) {
+      if (it->first.first >= before_ms) break;
+      it = pending_audit_.erase(it);
+      ++deleted;
+    }
+    return deleted;
+  }
+
  private:
+  using AuditKey = std::pair<int64_t, std::string>;  // (event_time_ms, event_id)
+  // Reads the committed events under the backend's lock.
+  class MemoryAuditReader final : public AuditReader {
+   public:
+    explicit MemoryAuditReader(MemoryBackend* backend) : backend_(backend) {}
+    Result<AuditPage> LookupAuditEvents(const AuditQuery& q) override {
+      std::lock_guard<std::mutex> lock(backend_->mu_);
+      AuditPage page;
+      for (auto it = backend_->audit_.rbegin(); it != backend_->audit_.rend(); ++it) {
+        const AuditEventRow& r = it->second;
+        if (q.after && it->first >= AuditKey{q.after->event_time_ms, q.after->event_id}) continue;
+        if (q.from_ms && r.event_time_ms < *q.from_ms) continue;
+        if (q.to_ms && r.event_time_ms >= *q.to_ms) continue;
+        if (!q.event_name.empty() && r.event_name != q.event_name) continue;
+        if (!q.event_source.empty() && r.event_source != q.event_source) continue;
+        if (!q.account_id.empty() && r.account_id != q.account_id) continue;
+        if (!q.access_key_id.empty() && r.access_key_id != q.access_key_id) continue;
+        if (!q.error_code.empty() && r.error_code != q.error_code) continue;
+        if (q.errors_only && r.error_code.empty()) continue;
+        if (page.events.size() == q.limit) {
+          page.more = true;
+          break;
+        }
+        page.events.push_back(r);
+      }
+      return page;
+    }
+
+   private:
+    MemoryBackend* backend_;
+  };
+
   struct RunState {
     MeteredRun run;
     int64_t stopped_ms = -1;
@@ -171,6 +236,11 @@ class MemoryBackend final : public Backend, public Transaction {
   std::map<std::string, UsageRow> usage_, pending_usage_;
   std::map<std::pair<std::string, std::string>, ClientTokenEntry> tokens_, pending_tokens_;
   std::set<std::pair<std::string, std::string>> entitlements_, pending_entitlements_;
+  // Audit trail: committed events ordered by (time, id), guarded by mu_ for the reader.
+  std::map<AuditKey, AuditEventRow> audit_, pending_audit_;
+  std::set<std::string> audit_ids_;
+  std::set<AuditKey> pending_audit_deletes_;
+  MemoryAuditReader audit_reader_{this};
 };
 
 }  // namespace

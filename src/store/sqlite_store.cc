@@ -76,6 +76,31 @@ CREATE TABLE IF NOT EXISTS workload_entitlements (
 );
 )SQL";
 
+// The audit trail (D17): events with the filterable facts in columns, indexes that serve the
+// lookup filters newest first. Standard SQL (PostgreSQL accepts it too). Created on every start
+// (IF NOT EXISTS), so data directories of earlier versions gain it.
+constexpr const char* kAuditSchema = R"SQL(
+CREATE TABLE IF NOT EXISTS audit_events (
+  event_id TEXT NOT NULL PRIMARY KEY,
+  event_time_ms BIGINT NOT NULL,
+  event_source TEXT NOT NULL,
+  event_name TEXT NOT NULL,
+  account_id TEXT NOT NULL,
+  access_key_id TEXT NOT NULL,
+  error_code TEXT NOT NULL,
+  event TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS audit_events_by_time ON audit_events (event_time_ms, event_id);
+CREATE INDEX IF NOT EXISTS audit_events_by_name
+  ON audit_events (event_name, event_time_ms, event_id);
+CREATE INDEX IF NOT EXISTS audit_events_by_account
+  ON audit_events (account_id, event_time_ms, event_id);
+CREATE INDEX IF NOT EXISTS audit_events_by_access_key
+  ON audit_events (access_key_id, event_time_ms, event_id);
+CREATE INDEX IF NOT EXISTS audit_events_by_error
+  ON audit_events (error_code, event_time_ms, event_id);
+)SQL";
+
 Status SqlError(sqlite3* db, const std::string& what) {
   int code = sqlite3_extended_errcode(db);
   StatusCode sc = (code & 0xff) == SQLITE_CORRUPT || (code & 0xff) == SQLITE_NOTADB
@@ -118,6 +143,103 @@ class Statement {
   sqlite3_stmt* stmt_ = nullptr;
 };
 
+// --- audit trail: the reader, on its own read-only connection ---------------------------------
+// WAL mode lets it read the last committed state while the writer commits.
+class SqliteAuditReader final : public AuditReader {
+ public:
+  ~SqliteAuditReader() override {
+    if (db_) sqlite3_close_v2(db_);
+  }
+  Status Open(const std::string& path) {
+    if (sqlite3_open_v2(path.c_str(), &db_, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, nullptr) !=
+        SQLITE_OK) {
+      return SqlError(db_, "open (audit read) " + path);
+    }
+    sqlite3_busy_timeout(db_, 5000);
+    return Status::Ok();
+  }
+
+  Result<AuditPage> LookupAuditEvents(const AuditQuery& q) override {
+    std::string sql =
+        "SELECT event_id, event_time_ms, event_source, event_name, account_id, access_key_id, "
+        "error_code, event FROM audit_events WHERE 1 = 1";
+    std::vector<std::string> texts;
+    std::vector<int64_t> numbers;
+    // Parameters are numbered: texts first (?1..), then numbers, so binding stays simple.
+    struct Param {
+      bool is_text;
+      size_t index;
+    };
+    std::vector<Param> params;
+    auto text = [&](const char* clause, const std::string& value) {
+      texts.push_back(value);
+      params.push_back({true, texts.size() - 1});
+      sql += clause;
+      sql += "?" + std::to_string(params.size());
+    };
+    auto number = [&](const char* clause, int64_t value) {
+      numbers.push_back(value);
+      params.push_back({false, numbers.size() - 1});
+      sql += clause;
+      sql += "?" + std::to_string(params.size());
+    };
+    if (!q.event_name.empty()) text(" AND event_name = ", q.event_name);
+    if (!q.event_source.empty()) text(" AND event_source = ", q.event_source);
+    if (!q.account_id.empty()) text(" AND account_id = ", q.account_id);
+    if (!q.access_key_id.empty()) text(" AND access_key_id = ", q.access_key_id);
+    if (!q.error_code.empty()) text(" AND error_code = ", q.error_code);
+    if (q.errors_only) sql += " AND error_code <> ''";
+    if (q.from_ms) number(" AND event_time_ms >= ", *q.from_ms);
+    if (q.to_ms) number(" AND event_time_ms < ", *q.to_ms);
+    if (q.after) {
+      number(" AND (event_time_ms < ", q.after->event_time_ms);
+      const size_t time_param = params.size();
+      sql += " OR (event_time_ms = ?" + std::to_string(time_param);
+      text(" AND event_id < ", q.after->event_id);
+      sql += "))";
+    }
+    number(" ORDER BY event_time_ms DESC, event_id DESC LIMIT ", static_cast<int64_t>(q.limit) + 1);
+
+    std::lock_guard<std::mutex> lock(mu_);
+    sqlite3_stmt* stmt = nullptr;
+    if (sqlite3_prepare_v2(db_, sql.c_str(), -1, &stmt, nullptr) != SQLITE_OK) {
+      return SqlError(db_, "prepare audit lookup");
+    }
+    for (size_t i = 0; i < params.size(); ++i) {
+      const int slot = static_cast<int>(i + 1);
+      if (params[i].is_text) {
+        const std::string& v = texts[params[i].index];
+        sqlite3_bind_text(stmt, slot, v.data(), static_cast<int>(v.size()), SQLITE_STATIC);
+      } else {
+        sqlite3_bind_int64(stmt, slot, numbers[params[i].index]);
+      }
+    }
+    AuditPage page;
+    int rc;
+    auto column = [stmt](int col) {
+      const auto* p = reinterpret_cast<const char*>(sqlite3_column_text(stmt, col));
+      return p ? std::string(p, static_cast<size_t>(sqlite3_column_bytes(stmt, col))) : "";
+    };
+    while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+      if (page.events.size() == q.limit) {
+        page.more = true;
+        break;
+      }
+      page.events.push_back(AuditEventRow{column(0), sqlite3_column_int64(stmt, 1), column(2),
+                                          column(3), column(4), column(5), column(6),
+                                          column(7)});
+    }
+    sqlite3_finalize(stmt);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE) return SqlError(db_, "audit lookup");
+    return page;
+  }
+
+ private:
+  sqlite3* db_ = nullptr;
+  std::mutex mu_;  // one statement at a time on the connection
+};
+// --- end of audit trail ----------------------------------------------------------------------
+
 class SqliteBackend final : public Backend, public Transaction {
  public:
   ~SqliteBackend() override {
@@ -137,6 +259,8 @@ class SqliteBackend final : public Backend, public Transaction {
     delete_reg_token_.reset();
     latest_catalog_.reset();
     put_catalog_.reset();
+    put_audit_.reset();
+    delete_audit_.reset();
     begin_.reset();
     commit_.reset();
     rollback_.reset();
@@ -234,6 +358,19 @@ class SqliteBackend final : public Backend, public Transaction {
         db_,
         "INSERT INTO catalog_versions (version, document, changed_ms, change) VALUES (?1, ?2, ?3, "
         "?4)"));
+    // Audit trail.
+    put_audit_ = std::make_unique<Statement>();
+    METERD_RETURN_IF_ERROR(put_audit_->Prepare(db_, R"SQL(
+      INSERT INTO audit_events (event_id, event_time_ms, event_source, event_name, account_id,
+        access_key_id, error_code, event) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+      ON CONFLICT (event_id) DO NOTHING)SQL"));
+    delete_audit_ = std::make_unique<Statement>();
+    METERD_RETURN_IF_ERROR(delete_audit_->Prepare(db_, R"SQL(
+      DELETE FROM audit_events WHERE event_id IN (
+        SELECT event_id FROM audit_events WHERE event_time_ms < ?1
+        ORDER BY event_time_ms, event_id LIMIT ?2))SQL"));
+    METERD_RETURN_IF_ERROR(audit_reader_.Open(path));
+
     begin_ = std::make_unique<Statement>();
     METERD_RETURN_IF_ERROR(begin_->Prepare(db_, "BEGIN IMMEDIATE"));
     commit_ = std::make_unique<Statement>();
@@ -255,6 +392,7 @@ class SqliteBackend final : public Backend, public Transaction {
   Status Begin() override { return Run(*begin_, "begin"); }
   Transaction& txn() override { return *this; }
   Status Commit() override { return Run(*commit_, "commit"); }
+  AuditReader& audit_reader() override { return audit_reader_; }
   void Rollback() override {
     // Rollback fails harmlessly when SQLite already rolled back (e.g. after SQLITE_FULL).
     if (sqlite3_get_autocommit(db_) == 0) (void)Run(*rollback_, "rollback");
@@ -467,6 +605,27 @@ class SqliteBackend final : public Backend, public Transaction {
     return Run(s, "put catalog");
   }
 
+  // Audit trail.
+  Status PutAuditEvent(const AuditEventRow& row) override {
+    Statement& s = *put_audit_;
+    s.Bind(1, row.event_id);
+    s.Bind(2, row.event_time_ms);
+    s.Bind(3, row.event_source);
+    s.Bind(4, row.event_name);
+    s.Bind(5, row.account_id);
+    s.Bind(6, row.access_key_id);
+    s.Bind(7, row.error_code);
+    s.Bind(8, row.event_json);
+    return Run(s, "put audit event");
+  }
+  Result<int64_t> DeleteAuditEventsBefore(int64_t before_ms, int64_t limit) override {
+    Statement& s = *delete_audit_;
+    s.Bind(1, before_ms);
+    s.Bind(2, limit);
+    METERD_RETURN_IF_ERROR(Run(s, "delete audit events"));
+    return static_cast<int64_t>(sqlite3_changes(db_));
+  }
+
  private:
   Status Exec(const char* sql) {
     char* err = nullptr;
@@ -485,6 +644,7 @@ class SqliteBackend final : public Backend, public Transaction {
   Status Migrate() {
     METERD_RETURN_IF_ERROR(Exec("BEGIN IMMEDIATE"));
     Status st = Exec(kSchema);
+    if (st.ok()) st = Exec(kAuditSchema);
     if (st.ok()) {
       sqlite3_stmt* q = nullptr;
       sqlite3_prepare_v2(db_, "SELECT max(version) FROM schema_version", -1, &q, nullptr);
@@ -512,6 +672,8 @@ class SqliteBackend final : public Backend, public Transaction {
       put_entitlement_, open_run_, open_runs_, stop_run_, find_reg_token_, put_reg_token_,
       list_reg_tokens_, delete_reg_token_, latest_catalog_, put_catalog_, begin_, commit_,
       rollback_, count_;
+  std::unique_ptr<Statement> put_audit_, delete_audit_;
+  SqliteAuditReader audit_reader_;
 };
 
 }  // namespace

@@ -17,6 +17,7 @@
 #include "json/json.h"
 #include "keys/signing_keys.h"
 #include "metering/faults.h"
+#include "reports/usage_reader.h"
 
 namespace meterd::admin {
 
@@ -38,6 +39,14 @@ class AdminHandler final : public http::HttpHandler {
   // The request, routed and answered (exposed for unit tests; Handle calls it).
   HttpResponse Serve(const HttpRequest& request);
 
+  // --- Usage reports (docs/REPORTS.md): the ledger's reader and the catalog whose prices bill
+  // the aggregates. Neither is owned; both must outlive the handler. Call before serving;
+  // without it the /v1/usage and /v1/reports routes answer 404.
+  void SetUsageReports(reports::UsageReader* reader, catalog::CatalogHolder* catalog) {
+    usage_reader_ = reader;
+    catalog_ = catalog;
+  }
+
  private:
   struct Call;  // one parsed request
   HttpResponse Route(const Call& call);
@@ -53,12 +62,18 @@ class AdminHandler final : public http::HttpHandler {
   HttpResponse Clock(const Call& call);
   HttpResponse Faults(const Call& call);
   HttpResponse StatusRoute(const Call& call);
+  // --- Usage reports
+  HttpResponse UsageRoute(const Call& call);
+  HttpResponse ReportsRoute(const Call& call);
 
   control::ControlPlane* control_;
   keys::SigningKeyStore* signing_keys_;
   metering::FaultInjector* faults_;
   const std::string token_;
   const std::string store_name_;
+  // --- Usage reports
+  reports::UsageReader* usage_reader_ = nullptr;
+  catalog::CatalogHolder* catalog_ = nullptr;
 };
 
 // Reads the admin token at `path`, or creates it (0600, 32 random bytes as hex) when the file

@@ -174,7 +174,8 @@ int Serve(const ServeOptions& opt) {
 
   store::StoreOptions store_options;
   store_options.data_dir = opt.data_dir;
-  auto store = store::OpenStore(opt.store, store_options);
+  // The store and the reader of its ledger (usage reports).
+  auto store = store::OpenStoreWithReader(opt.store, store_options);
   if (!store.ok()) return Fail(store.status().ToString());
 
   std::unique_ptr<keys::SigningKeyStore> signing_keys;
@@ -200,7 +201,7 @@ int Serve(const ServeOptions& opt) {
 
   const model::ServiceModel& model = model::ServiceModel::Builtin();
   auth::SigV4Verifier verifier(&holder, model.signing_name());
-  metering::MeteringService service(&holder, clock.get(), store->get(), signing_keys.get(),
+  metering::MeteringService service(&holder, clock.get(), store->store.get(), signing_keys.get(),
                                     flags.service);
   metering::Throttler throttler(clock.get(), flags.throttle);
 
@@ -209,7 +210,7 @@ int Serve(const ServeOptions& opt) {
   deps.catalog = &holder;
   deps.clock = clock.get();
   deps.manual_clock = manual_clock;
-  deps.store = store->get();
+  deps.store = store->store.get();
   deps.service = &service;
   deps.throttler = &throttler;
   deps.signing_keys = signing_keys.get();
@@ -242,6 +243,7 @@ int Serve(const ServeOptions& opt) {
     }
     admin_handler = std::make_unique<admin::AdminHandler>(&control_plane, signing_keys.get(),
                                                           &faults, *token, opt.store);
+    admin_handler->SetUsageReports(store->reader.get(), &holder);
     admin_options.threads = 1;
     admin_options.max_body_bytes = size_t{16} * 1024 * 1024;  // whole catalogs
     admin_server = http::NewBeastServer(admin_options, admin_handler.get());
@@ -274,7 +276,7 @@ int Serve(const ServeOptions& opt) {
   if (admin_server) admin_server->Stop();
   server->Stop();
   task_metering.Stop();
-  (*store)->Close();
+  store->store->Close();
   return 0;
 }
 

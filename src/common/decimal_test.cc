@@ -16,7 +16,7 @@ TEST(DecimalTest, ParsesTheJsonNumberGrammarKeepingTheScale) {
   EXPECT_EQ(Text("-0.5"), "-0.5");
   EXPECT_EQ(Text("1.5e-3"), "0.0015");
   EXPECT_EQ(Text("2E2"), "200");
-  EXPECT_EQ(Text("2.5e+1"), "25.0");
+  EXPECT_EQ(Text("2.5e+1"), "25");
   EXPECT_EQ(Text("0.000000000000000001"), "0.000000000000000001");
   for (const char* bad :
        {"", "-", "01", "1.", ".5", "1e", "1x", "+1", "0.0000000000000000001", "1e40", "1 "}) {

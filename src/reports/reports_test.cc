@@ -107,7 +107,8 @@ std::map<store::RollupKey, std::pair<int64_t, int64_t>> Expected(
       if (!r.allocations_json.empty()) {
         // Row() tags the first allocation only, with team and env.
         int64_t a = r.quantity / 2;
-        std::string team = r.allocations_json.substr(r.allocations_json.find("\"t") + 1, 2);
+        const size_t v = r.allocations_json.find("\"Value\":\"t");
+        const std::string team = r.allocations_json.substr(v + 9, 2);
         for (auto [key, value] :
              {std::pair<std::string, std::string>{"team", team}, {"env", "prod"}}) {
           store::RollupKey t = k;
@@ -198,13 +199,12 @@ TEST(ReportsMigrationTest, AnUpgradeFromSchemaOneBackfillsTheRollups) {
   // Make it a schema-1 database: no rollups, no query indexes.
   sqlite3* db = nullptr;
   ASSERT_EQ(sqlite3_open((dir.path() + "/meterd.db").c_str(), &db), SQLITE_OK);
-  ASSERT_EQ(
-      sqlite3_exec(db,
-                   "DROP TABLE usage_rollups; DROP INDEX usage_records_by_time; "
-                   "DROP INDEX usage_records_by_account; DROP INDEX usage_records_by_product; "
-                   "DELETE FROM schema_version; INSERT INTO schema_version VALUES (1);",
-                   nullptr, nullptr, nullptr),
-      SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(db,
+                         "DROP TABLE usage_rollups; DROP INDEX usage_records_by_time; "
+                         "DROP INDEX usage_records_by_account; "
+                         "DELETE FROM schema_version; INSERT INTO schema_version VALUES (1);",
+                         nullptr, nullptr, nullptr),
+            SQLITE_OK);
   sqlite3_close(db);
   auto reopened = store::OpenStoreWithReader("sqlite", options);
   ASSERT_TRUE(reopened.ok()) << reopened.status().ToString();

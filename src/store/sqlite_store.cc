@@ -81,7 +81,9 @@ CREATE TABLE IF NOT EXISTS workload_entitlements (
 );
 )SQL"
     // --- Usage reports (schema 2): rollups kept at write time, and the indexes of ledger queries
-    // (keyset order (timestamp_ms, seq); filters by buyer account and by product).
+    // (keyset order (timestamp_ms, seq); filters by buyer account). Every index costs ingest
+    // (docs/REPORTS.md):
+    // a product filter walks the time index instead (a seller has few products).
     R"SQL(
 CREATE TABLE IF NOT EXISTS usage_rollups (
   granularity INTEGER NOT NULL,
@@ -100,7 +102,6 @@ CREATE TABLE IF NOT EXISTS usage_rollups (
 CREATE INDEX IF NOT EXISTS usage_records_by_time ON usage_records (timestamp_ms);
 CREATE INDEX IF NOT EXISTS usage_records_by_account ON usage_records (customer_account,
                                                                       timestamp_ms);
-CREATE INDEX IF NOT EXISTS usage_records_by_product ON usage_records (product_code, timestamp_ms);
 )SQL";
 
 // Adds a transaction's rollup deltas: one statement per distinct key (portable upsert: SQLite

@@ -15,6 +15,7 @@
 #include "audit/audit_event.h"
 #include "common/crypto.h"
 #include "common/time_util.h"
+#include "reports/report.h"
 
 namespace meterd::admin {
 
@@ -259,6 +260,8 @@ HttpResponse AdminHandler::Route(const Call& call) {
   if (head == "clock") return Clock(call);
   if (head == "faults") return Faults(call);
   if (head == "audit") return AuditRoute(call);
+  if (head == "usage") return UsageRoute(call);
+  if (head == "reports") return ReportsRoute(call);
   return NotFound("no such route");
 }
 
@@ -992,5 +995,86 @@ HttpResponse AdminHandler::AuditRoute(const Call& call) {
   return r;
 }
 // --- end of audit trail ------------------------------------------------------------------------
+
+}  // namespace meterd::admin
+
+// --- Usage reports (docs/REPORTS.md)
+
+namespace meterd::admin {
+
+namespace {
+
+HttpResponse ExportAnswer(reports::ExportFormat format, std::string_view name,
+                          HttpResponse::BodyStream stream) {
+  HttpResponse r;
+  r.headers.push_back({"Content-Type", reports::ContentType(format)});
+  r.headers.push_back(
+      {"Content-Disposition", "attachment; filename=\"" + std::string(name) +
+                                  (format == reports::ExportFormat::kCsv ? ".csv\"" : ".jsonl\"")});
+  r.stream = std::move(stream);
+  return r;
+}
+
+}  // namespace
+
+// GET /v1/usage, GET /v1/usage/export.
+HttpResponse AdminHandler::UsageRoute(const Call& call) {
+  if (usage_reader_ == nullptr) return NotFound("usage reports are not enabled");
+  const bool is_export = call.path.size() == 2 && call.path[1] == "export";
+  if (call.path.size() != 1 && !is_export) return NotFound("no such route");
+  if (call.method != "GET") return MethodNotAllowed(call.method);
+  auto request = reports::ParseUsageListRequest(call.query);
+  if (!request.ok()) return AdminError(request.status());
+  if (!is_export) {
+    if (call.query.count("format")) return BadRequest("format applies to /v1/usage/export only");
+    auto body = reports::UsagePageJson(usage_reader_, *request);
+    if (!body.ok()) return AdminError(body.status());
+    HttpResponse r;
+    r.headers.push_back({"Content-Type", "application/json"});
+    r.body = std::move(body).value();
+    return r;
+  }
+  if (call.query.count("limit") || call.query.count("cursor")) {
+    return BadRequest("an export has every matching record: limit and cursor do not apply");
+  }
+  auto format = reports::ParseExportFormat(call.query);
+  if (!format.ok()) return AdminError(format.status());
+  return ExportAnswer(*format, "usage",
+                      reports::UsageExportStream(usage_reader_, request->filter, *format));
+}
+
+// GET /v1/reports/usage, GET /v1/reports/usage/export.
+HttpResponse AdminHandler::ReportsRoute(const Call& call) {
+  if (usage_reader_ == nullptr) return NotFound("usage reports are not enabled");
+  const bool is_export = call.path.size() == 3 && call.path[2] == "export";
+  if (call.path.size() < 2 || call.path[1] != "usage" || (call.path.size() != 2 && !is_export)) {
+    return NotFound("no such route");
+  }
+  if (call.method != "GET") return MethodNotAllowed(call.method);
+  auto request = reports::ParseReportRequest(call.query);
+  if (!request.ok()) return AdminError(request.status());
+  std::optional<reports::ExportFormat> format;
+  if (is_export) {
+    auto parsed = reports::ParseExportFormat(call.query);
+    if (!parsed.ok()) return AdminError(parsed.status());
+    format = *parsed;
+  } else if (call.query.count("format")) {
+    return BadRequest("format applies to /v1/reports/usage/export only");
+  }
+  // The prices in force now, and their catalog version (stated in the answer).
+  const int64_t catalog_version = control_->version();
+  std::shared_ptr<const catalog::Catalog> catalog = catalog_->Get();
+  auto report = reports::BuildReport(usage_reader_, *catalog, *request);
+  if (!report.ok()) return AdminError(report.status());
+  if (!format) {
+    HttpResponse r;
+    r.headers.push_back({"Content-Type", "application/json"});
+    r.body = reports::ReportJson(*report, catalog_version);
+    return r;
+  }
+  return ExportAnswer(*format, "usage-report",
+                      reports::ReportExportStream(
+                          std::make_shared<const reports::Report>(std::move(*report)), *format));
+}
 
 }  // namespace meterd::admin

@@ -203,9 +203,12 @@ std::vector<Column> ColumnsFor(std::string_view resource) {
             Field("DESCRIPTION", "description")};
   }
   if (resource == "audit") {
-    return {Field("EVENT TIME", "eventTime"),         Field("SOURCE", "eventSource"),
-            Field("EVENT NAME", "eventName"),         Field("ACCOUNT", "userIdentity.accountId"),
-            Field("ACCESS KEY", "userIdentity.accessKeyId"), Field("ERROR CODE", "errorCode"),
+    return {Field("EVENT TIME", "eventTime"),
+            Field("SOURCE", "eventSource"),
+            Field("EVENT NAME", "eventName"),
+            Field("ACCOUNT", "userIdentity.accountId"),
+            Field("ACCESS KEY", "userIdentity.accessKeyId"),
+            Field("ERROR CODE", "errorCode"),
             Field("REQUEST ID", "requestID")};
   }
   if (resource == "keys") {

@@ -89,7 +89,10 @@ TEST(MetricsRegistryTest, HistogramBucketsAreCumulativeWithInfSumAndCount) {
                 "test_latency_seconds_bucket{operation=\"MeterUsage\",le=\"0.5\"} 3",
                 "test_latency_seconds_bucket{operation=\"MeterUsage\",le=\"1\"} 4",
                 "test_latency_seconds_bucket{operation=\"MeterUsage\",le=\"+Inf\"} 5",
-                "test_latency_seconds_sum{operation=\"MeterUsage\"} 3.906",
+                // The sum of the observations in the order observed (3.9059999999999997 in
+                // binary floating point), written shortest.
+                "test_latency_seconds_sum{operation=\"MeterUsage\"} " +
+                    FormatNumber(0.001 + 0.005 + 0.2 + 0.7 + 3.0),
                 "test_latency_seconds_count{operation=\"MeterUsage\"} 5"}));
   EXPECT_EQ(s.count(), 5u);
 }

@@ -195,10 +195,11 @@ int Serve(const ServeOptions& opt) {
   observability::MeterdMetrics metrics;
   store::StoreOptions store_options;
   store_options.data_dir = opt.data_dir;
-  auto store = store::OpenStore(opt.store, store_options);
+  // The store and the reader of its ledger (usage reports).
+  auto store = store::OpenStoreWithReader(opt.store, store_options);
   if (!store.ok()) return Fail(store.status().ToString());
-  (*store)->SetCommitObserver(&metrics);
-  metrics.WatchStore(store->get());
+  store->store->SetCommitObserver(&metrics);
+  metrics.WatchStore(store->store.get());
 
   std::unique_ptr<keys::SigningKeyStore> signing_keys;
   if (opt.store == "memory") {
@@ -227,7 +228,7 @@ int Serve(const ServeOptions& opt) {
 
   const model::ServiceModel& model = model::ServiceModel::Builtin();
   auth::SigV4Verifier verifier(&holder, model.signing_name());
-  metering::MeteringService service(&holder, clock.get(), store->get(), signing_keys.get(),
+  metering::MeteringService service(&holder, clock.get(), store->store.get(), signing_keys.get(),
                                     flags.service);
   metering::Throttler throttler(clock.get(), flags.throttle);
 
@@ -236,14 +237,14 @@ int Serve(const ServeOptions& opt) {
   deps.catalog = &holder;
   deps.clock = clock.get();
   deps.manual_clock = manual_clock;
-  deps.store = store->get();
+  deps.store = store->store.get();
   deps.service = &service;
   deps.throttler = &throttler;
   deps.signing_keys = signing_keys.get();
   control::ControlPlane control_plane(deps, flags);
   if (Status st = control_plane.Start(opt.catalog_path); !st.ok()) return Fail(st.ToString());
   metrics.WatchCatalogVersion([&control_plane] { return control_plane.version(); });
-  observability::OpsEndpoints ops(&metrics, store->get(),
+  observability::OpsEndpoints ops(&metrics, store->store.get(),
                                   [&control_plane] { return control_plane.version(); });
 
   if (Status st = service.PrepareCatalog(); !st.ok()) return Fail(st.ToString());
@@ -270,7 +271,7 @@ int Serve(const ServeOptions& opt) {
   }
   // The audit trail (D17): every metering call and admin change; pruned in the background, one
   // small unit at a time, past the retention in force (a runtime setting).
-  audit::AuditTrail audit_trail(store->get(), clock.get());
+  audit::AuditTrail audit_trail(store->store.get(), clock.get());
   call_observers.Add(&audit_trail);
   Ticker audit_pruning(
       std::chrono::seconds(opt.audit_prune_interval_seconds), [&audit_trail, &control_plane] {
@@ -299,6 +300,7 @@ int Serve(const ServeOptions& opt) {
                                                           &faults, *token, opt.store);
     admin_handler->SetOpsEndpoints(&ops);
     admin_handler->SetAuditTrail(&audit_trail);
+    admin_handler->SetUsageReports(store->reader.get(), &holder);
     admin_options.threads = 1;
     admin_options.max_body_bytes = size_t{16} * 1024 * 1024;  // whole catalogs
     admin_server = http::NewBeastServer(admin_options, admin_handler.get());
@@ -336,7 +338,7 @@ int Serve(const ServeOptions& opt) {
   server->Stop();
   task_metering.Stop();
   audit_pruning.Stop();
-  (*store)->Close();
+  store->store->Close();
   return 0;
 }
 

@@ -7,15 +7,19 @@
 #include <set>
 #include <utility>
 
+#include "reports/usage_reader.h"
+#include "store/rollup.h"
+
 namespace meterd::store {
 
 namespace {
 
 // Writes go to `pending_*` during a transaction and are merged on commit, so a rolled-back
 // group leaves no trace, as in a real database.
-class MemoryBackend final : public Backend, public Transaction {
+class MemoryBackend final : public Backend, public Transaction, public reports::UsageReader {
  public:
   Status Begin() override {
+    rollups_.Clear();
     pending_usage_.clear();
     pending_tokens_.clear();
     pending_entitlements_.clear();
@@ -30,7 +34,15 @@ class MemoryBackend final : public Backend, public Transaction {
   Transaction& txn() override { return *this; }
   Status Commit() override {
     std::lock_guard<std::mutex> lock(mu_);
-    for (auto& [key, value] : pending_usage_) usage_.emplace(key, std::move(value));
+    for (auto& [key, value] : pending_usage_) {
+      ledger_.emplace(reports::LedgerPosition{value.timestamp_ms, ++last_seq_}, value);
+      usage_.emplace(key, std::move(value));
+    }
+    for (const auto& [key, delta] : rollups_.deltas()) {
+      RollupDelta& total = committed_rollups_[key];
+      total.quantity += delta.quantity;
+      total.records += delta.records;
+    }
     for (auto& [key, value] : pending_tokens_) tokens_.emplace(key, std::move(value));
     for (auto& key : pending_entitlements_) entitlements_.insert(key);
     for (auto& [key, value] : pending_runs_) runs_[key] = std::move(value);
@@ -56,6 +68,7 @@ class MemoryBackend final : public Backend, public Transaction {
     auto existing = FindUsage(row.dedup_key);
     if (!existing.ok() || existing->has_value()) return existing;
     pending_usage_.emplace(row.dedup_key, row);
+    rollups_.Add(row);
     return std::optional<ExistingUsage>();
   }
   Result<std::optional<ExistingUsage>> FindUsage(const std::string& dedup_key) override {
@@ -180,6 +193,39 @@ class MemoryBackend final : public Backend, public Transaction {
     return deleted;
   }
 
+  // --- reports::UsageReader over the committed state.
+  Result<reports::UsagePage> ListUsage(const reports::UsageFilter& filter,
+                                       const std::optional<reports::LedgerPosition>& after,
+                                       size_t limit) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    reports::UsagePage page;
+    auto it = after ? ledger_.upper_bound(*after) : ledger_.begin();
+    for (; it != ledger_.end(); ++it) {
+      if (!filter.Matches(it->second)) continue;
+      if (page.records.size() == limit) {
+        page.more = true;
+        break;
+      }
+      page.records.push_back(reports::LedgerRecord{it->first, it->second});
+    }
+    return page;
+  }
+  Result<std::vector<reports::RollupRow>> ReadRollups(const reports::RollupQuery& q) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    std::vector<reports::RollupRow> rows;
+    for (const auto& [key, total] : committed_rollups_) {
+      if (key.granularity != q.granularity || key.period_ms < q.from_ms ||
+          key.period_ms >= q.to_ms || key.tag_key != q.tag_key ||
+          (!q.product_code.empty() && key.product_code != q.product_code) ||
+          (!q.customer_account.empty() && key.customer_account != q.customer_account) ||
+          (!q.dimension.empty() && key.dimension != q.dimension)) {
+        continue;
+      }
+      rows.push_back(reports::RollupRow{key, total.quantity, total.records});
+    }
+    return rows;
+  }
+
  private:
   using AuditKey = std::pair<int64_t, std::string>;  // (event_time_ms, event_id)
   // Reads the committed events under the backend's lock.
@@ -227,13 +273,17 @@ class MemoryBackend final : public Backend, public Transaction {
     return nullptr;
   }
 
-  std::mutex mu_;
+  std::mutex mu_;  // guards the committed maps against readers on other threads
   std::map<std::pair<std::string, std::string>, RunState> runs_, pending_runs_;
-  std::map<std::string, RegistrationTokenRow> reg_tokens_,
-      pending_reg_tokens_;  // guards the committed maps against CountUsageRows from other threads
+  std::map<std::string, RegistrationTokenRow> reg_tokens_, pending_reg_tokens_;
   std::set<std::string> pending_reg_token_deletes_;
   std::unique_ptr<CatalogVersion> catalog_, pending_catalog_;
   std::map<std::string, UsageRow> usage_, pending_usage_;
+  // --- Reports: the committed ledger in query order, and the rollups.
+  std::map<reports::LedgerPosition, UsageRow> ledger_;
+  int64_t last_seq_ = 0;
+  RollupAccumulator rollups_;  // this transaction's deltas
+  std::map<RollupKey, RollupDelta> committed_rollups_;
   std::map<std::pair<std::string, std::string>, ClientTokenEntry> tokens_, pending_tokens_;
   std::set<std::pair<std::string, std::string>> entitlements_, pending_entitlements_;
   // Audit trail: committed events ordered by (time, id), guarded by mu_ for the reader.
@@ -246,5 +296,9 @@ class MemoryBackend final : public Backend, public Transaction {
 }  // namespace
 
 std::unique_ptr<Backend> NewMemoryBackend() { return std::make_unique<MemoryBackend>(); }
+
+reports::UsageReader* MemoryBackendReader(Backend* memory_backend) {
+  return static_cast<MemoryBackend*>(memory_backend);
+}
 
 }  // namespace meterd::store

@@ -5,15 +5,20 @@
 
 #include <mutex>
 
+#include "store/rollup.h"
+
 namespace meterd::store {
 
 namespace {
 
-constexpr int kSchemaVersion = 1;
+// 1: the ledger and the control plane. 2: usage rollups and the ledger's query indexes
+// (issue 5, docs/REPORTS.md); an upgrade from 1 backfills the rollups from the ledger once.
+constexpr int kSchemaVersion = 2;
 
 // The ledger is append-only: triggers refuse UPDATE and DELETE, so no code path (ours or a
 // hand-run query) can change what was acknowledged.
-constexpr const char* kSchema = R"SQL(
+constexpr const char* kSchema =
+    R"SQL(
 CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS usage_records (
   seq INTEGER PRIMARY KEY,
@@ -74,6 +79,29 @@ CREATE TABLE IF NOT EXISTS workload_entitlements (
   first_call_ms INTEGER NOT NULL,
   PRIMARY KEY (workload_id, product_code)
 );
+)SQL"
+    // --- Usage reports (schema 2): rollups kept at write time, and the indexes of ledger queries
+    // (keyset order (timestamp_ms, seq); filters by buyer account). Every index costs ingest
+    // (docs/REPORTS.md):
+    // a product filter walks the time index instead (a seller has few products).
+    R"SQL(
+CREATE TABLE IF NOT EXISTS usage_rollups (
+  granularity INTEGER NOT NULL,
+  period_ms INTEGER NOT NULL,
+  product_code TEXT NOT NULL,
+  customer_account TEXT NOT NULL,
+  dimension TEXT NOT NULL,
+  unit TEXT NOT NULL,
+  tag_key TEXT NOT NULL,
+  tag_value TEXT NOT NULL,
+  quantity INTEGER NOT NULL,
+  records INTEGER NOT NULL,
+  PRIMARY KEY (granularity, period_ms, product_code, customer_account, dimension, unit, tag_key,
+               tag_value)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS usage_records_by_time ON usage_records (timestamp_ms);
+CREATE INDEX IF NOT EXISTS usage_records_by_account ON usage_records (customer_account,
+                                                                      timestamp_ms);
 )SQL";
 
 // The audit trail (D17): events with the filterable facts in columns, indexes that serve the
@@ -100,6 +128,16 @@ CREATE INDEX IF NOT EXISTS audit_events_by_access_key
 CREATE INDEX IF NOT EXISTS audit_events_by_error
   ON audit_events (error_code, event_time_ms, event_id);
 )SQL";
+// Adds a transaction's rollup deltas: one statement per distinct key (portable upsert: SQLite
+// >= 3.24 and PostgreSQL).
+constexpr const char* kUpsertRollup = R"SQL(
+INSERT INTO usage_rollups (granularity, period_ms, product_code, customer_account, dimension,
+  unit, tag_key, tag_value, quantity, records)
+VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+ON CONFLICT (granularity, period_ms, product_code, customer_account, dimension, unit, tag_key,
+  tag_value)
+DO UPDATE SET quantity = usage_rollups.quantity + excluded.quantity,
+  records = usage_rollups.records + excluded.records)SQL";
 
 Status SqlError(sqlite3* db, const std::string& what) {
   int code = sqlite3_extended_errcode(db);
@@ -226,8 +264,7 @@ class SqliteAuditReader final : public AuditReader {
         break;
       }
       page.events.push_back(AuditEventRow{column(0), sqlite3_column_int64(stmt, 1), column(2),
-                                          column(3), column(4), column(5), column(6),
-                                          column(7)});
+                                          column(3), column(4), column(5), column(6), column(7)});
     }
     sqlite3_finalize(stmt);
     if (rc != SQLITE_ROW && rc != SQLITE_DONE) return SqlError(db_, "audit lookup");
@@ -265,6 +302,7 @@ class SqliteBackend final : public Backend, public Transaction {
     commit_.reset();
     rollback_.reset();
     count_.reset();
+    upsert_rollup_.reset();
     if (db_) sqlite3_close_v2(db_);
     if (read_db_) sqlite3_close_v2(read_db_);
   }
@@ -389,11 +427,18 @@ class SqliteBackend final : public Backend, public Transaction {
   }
 
   // Backend
-  Status Begin() override { return Run(*begin_, "begin"); }
+  Status Begin() override {
+    rollups_.Clear();
+    return Run(*begin_, "begin");
+  }
   Transaction& txn() override { return *this; }
-  Status Commit() override { return Run(*commit_, "commit"); }
   AuditReader& audit_reader() override { return audit_reader_; }
+  Status Commit() override {
+    METERD_RETURN_IF_ERROR(FlushRollups());
+    return Run(*commit_, "commit");
+  }
   void Rollback() override {
+    rollups_.Clear();
     // Rollback fails harmlessly when SQLite already rolled back (e.g. after SQLITE_FULL).
     if (sqlite3_get_autocommit(db_) == 0) (void)Run(*rollback_, "rollback");
   }
@@ -429,7 +474,10 @@ class SqliteBackend final : public Backend, public Transaction {
     int rc = s.Step();
     s.Reset();
     if (rc != SQLITE_DONE) return SqlError(db_, "insert usage");
-    if (sqlite3_changes(db_) == 1) return std::optional<ExistingUsage>();
+    if (sqlite3_changes(db_) == 1) {
+      rollups_.Add(r);
+      return std::optional<ExistingUsage>();
+    }
     auto existing = FindUsage(r.dedup_key);
     if (existing.ok() && !existing->has_value()) {
       return Status(StatusCode::kCorruption, "dedup key vanished");
@@ -641,10 +689,63 @@ class SqliteBackend final : public Backend, public Transaction {
     s.Reset();
     return rc == SQLITE_DONE ? Status::Ok() : SqlError(db_, what);
   }
+  // --- Usage rollups: the group's deltas, written at commit (one upsert per distinct key).
+  Status FlushRollups() {
+    Statement& s = *upsert_rollup_;
+    for (const auto& [key, delta] : rollups_.deltas()) {
+      s.Bind(1, static_cast<int64_t>(key.granularity));
+      s.Bind(2, key.period_ms);
+      s.Bind(3, key.product_code);
+      s.Bind(4, key.customer_account);
+      s.Bind(5, key.dimension);
+      s.Bind(6, key.unit);
+      s.Bind(7, key.tag_key);
+      s.Bind(8, key.tag_value);
+      s.Bind(9, delta.quantity);
+      s.Bind(10, delta.records);
+      METERD_RETURN_IF_ERROR(Run(s, "upsert rollup"));
+    }
+    rollups_.Clear();
+    return Status::Ok();
+  }
+  // Upgrade from schema 1: the rollups of every ledger row, once, inside the migration.
+  Status BackfillRollups() {
+    sqlite3_stmt* q = nullptr;
+    if (sqlite3_prepare_v2(db_,
+                           "SELECT source, product_code, customer_account, dimension, "
+                           "usage_hour_ms, quantity, allocations FROM usage_records",
+                           -1, &q, nullptr) != SQLITE_OK) {
+      return SqlError(db_, "backfill rollups");
+    }
+    int rc;
+    UsageRow row;
+    while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
+      auto text = [q](int col) {
+        const auto* p = reinterpret_cast<const char*>(sqlite3_column_text(q, col));
+        return p ? std::string(p, static_cast<size_t>(sqlite3_column_bytes(q, col))) : "";
+      };
+      row.source = text(0);
+      row.product_code = text(1);
+      row.customer_account = text(2);
+      row.dimension = text(3);
+      row.usage_hour_ms = sqlite3_column_int64(q, 4);
+      row.quantity = sqlite3_column_int64(q, 5);
+      row.allocations_json = text(6);
+      rollups_.Add(row);
+    }
+    sqlite3_finalize(q);
+    if (rc != SQLITE_DONE) return SqlError(db_, "backfill rollups");
+    return FlushRollups();
+  }
+
   Status Migrate() {
     METERD_RETURN_IF_ERROR(Exec("BEGIN IMMEDIATE"));
     Status st = Exec(kSchema);
     if (st.ok()) st = Exec(kAuditSchema);
+    if (st.ok()) {
+      upsert_rollup_ = std::make_unique<Statement>();
+      st = upsert_rollup_->Prepare(db_, kUpsertRollup);
+    }
     if (st.ok()) {
       sqlite3_stmt* q = nullptr;
       sqlite3_prepare_v2(db_, "SELECT max(version) FROM schema_version", -1, &q, nullptr);
@@ -655,7 +756,13 @@ class SqliteBackend final : public Backend, public Transaction {
         st = Status(StatusCode::kCorruption, "the data dir was written by a newer meterd (schema " +
                                                  std::to_string(version) + ")");
       } else if (version < kSchemaVersion) {
-        st = Exec("INSERT INTO schema_version (version) VALUES (1)");
+        // A new database has no rows: the backfill is only work on an upgrade.
+        st = BackfillRollups();
+        if (st.ok()) {
+          st = Exec(("INSERT INTO schema_version (version) VALUES (" +
+                     std::to_string(kSchemaVersion) + ")")
+                        .c_str());
+        }
       }
     }
     if (!st.ok()) {
@@ -674,6 +781,9 @@ class SqliteBackend final : public Backend, public Transaction {
       rollback_, count_;
   std::unique_ptr<Statement> put_audit_, delete_audit_;
   SqliteAuditReader audit_reader_;
+  // --- Usage rollups
+  std::unique_ptr<Statement> upsert_rollup_;
+  RollupAccumulator rollups_;
 };
 
 }  // namespace

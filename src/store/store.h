@@ -17,6 +17,10 @@
 
 #include "common/status.h"
 
+namespace meterd::reports {
+class UsageReader;
+}
+
 namespace meterd::store {
 
 // One row of the append-only ledger.
@@ -233,5 +237,18 @@ struct StoreOptions {
 // The factory: picks the backend named by `url` ("sqlite" (default, embedded, in data_dir) or
 // "memory" (tests only: nothing survives the process)).
 Result<std::unique_ptr<Store>> OpenStore(const std::string& url, const StoreOptions& options);
+
+// --- Usage reports: the store and the reader of its committed ledger and rollups
+// (reports/usage_reader.h). The reader may hold a pointer into the store: destroy it first
+// (members are destroyed in reverse order, so an OpenedStore does that itself).
+struct OpenedStore {
+  std::unique_ptr<Store> store;
+  std::unique_ptr<reports::UsageReader> reader;
+  OpenedStore();
+  OpenedStore(OpenedStore&&) noexcept;
+  OpenedStore& operator=(OpenedStore&&) noexcept;
+  ~OpenedStore();
+};
+Result<OpenedStore> OpenStoreWithReader(const std::string& url, const StoreOptions& options);
 
 }  // namespace meterd::store

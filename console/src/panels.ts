@@ -26,8 +26,8 @@ export async function renderSubscriptions(api: Api, accountNames: Map<string, st
         el('td', { class: 'mono' }, s.product),
         el('td', {}, el('span', { class: `badge status-${s.status}` }, s.status)),
         el('td', { class: 'mono small' }, s.licenseArn ?? '—'),
-        el('td', {}, s.start ?? ''),
-        el('td', {}, s.end ?? ''),
+        el('td', { class: 'nowrap' }, s.start ?? ''),
+        el('td', { class: 'nowrap' }, s.end ?? ''),
       ),
     ),
   );

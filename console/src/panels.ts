@@ -71,7 +71,11 @@ function callRow(e: AuditEvent): HTMLTableRowElement {
     },
     el('td', { class: 'nowrap' }, e.eventTime),
     el('td', {}, e.eventName),
-    el('td', { class: 'muted small' }, e.eventSource),
+    el(
+      'td',
+      { class: 'muted small', title: e.eventSource },
+      e.eventSource === 'metering-marketplace.amazonaws.com' ? 'metering API' : e.eventSource,
+    ),
     el('td', { class: 'mono' }, e.userIdentity?.accountId ?? ''),
     el('td', { class: 'mono small' }, e.userIdentity?.accessKeyId ?? ''),
     el(

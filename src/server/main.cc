@@ -10,6 +10,7 @@
 #include <condition_variable>
 #include <csignal>
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <future>
 #include <iostream>
@@ -20,6 +21,7 @@
 #include <thread>
 
 #include "admin/admin_handler.h"
+#include "admin/console_handler.h"
 #include "audit/audit_trail.h"
 #include "auth/sigv4.h"
 #include "catalog/catalog.h"
@@ -48,6 +50,7 @@ struct ServeOptions {
   std::string listen = "127.0.0.1:8080";
   std::string admin_listen = "127.0.0.1:8081";
   std::string admin_token_file;  // default: DATA/admin-token
+  std::string console_dir;       // default: <bindir>/../console; off: no console
   std::string data_dir = "./data";
   std::string catalog_path;
   std::string store = "sqlite";
@@ -128,6 +131,15 @@ std::string ParseListen(const std::string& listen, meterd::http::HttpServerOptio
     return "must be HOST:PORT";
   }
   return "";
+}
+
+// Where the console's files are when --console-dir is not given: <bindir>/../console, which is
+// where the build puts them (build/bin/meterd, build/console/) and where an install would.
+std::string DefaultConsoleDir() {
+  std::error_code ec;
+  std::filesystem::path exe = std::filesystem::read_symlink("/proc/self/exe", ec);
+  if (ec) return "console";
+  return (exe.parent_path().parent_path() / "console").string();
 }
 
 int Fail(const std::string& message) {
@@ -284,6 +296,8 @@ int Serve(const ServeOptions& opt) {
   if (!call_observers.empty()) handler.SetCallObserver(&call_observers);
 
   std::unique_ptr<admin::AdminHandler> admin_handler;
+  admin::ConsoleFiles console_files;
+  std::unique_ptr<admin::ConsoleHandler> console_handler;
   std::unique_ptr<http::HttpServer> admin_server;
   if (admin_enabled) {
     const std::string token_path =
@@ -301,14 +315,35 @@ int Serve(const ServeOptions& opt) {
     admin_handler->SetOpsEndpoints(&ops);
     admin_handler->SetAuditTrail(&audit_trail);
     admin_handler->SetUsageReports(store->reader.get(), &holder);
+    http::HttpHandler* admin_front = admin_handler.get();
+    if (opt.console_dir != "off") {
+      const std::string dir = opt.console_dir.empty() ? DefaultConsoleDir() : opt.console_dir;
+      auto files = admin::ConsoleFiles::Load(dir);
+      std::string missing_reason;
+      if (files.ok()) {
+        console_files = std::move(*files);
+      } else if (!opt.console_dir.empty()) {
+        return Fail("--console-dir: " + files.status().message());
+      } else {
+        missing_reason = "the console is not installed: " + files.status().message();
+        log::Warn(missing_reason);
+      }
+      console_handler = std::make_unique<admin::ConsoleHandler>(&console_files, admin_handler.get(),
+                                                                std::move(missing_reason));
+      admin_front = console_handler.get();
+    }
     admin_options.threads = 1;
     admin_options.max_body_bytes = size_t{16} * 1024 * 1024;  // whole catalogs
-    admin_server = http::NewBeastServer(admin_options, admin_handler.get());
+    admin_server = http::NewBeastServer(admin_options, admin_front);
     auto admin_port = admin_server->Start();
     if (!admin_port.ok()) return Fail("--admin-listen: " + admin_port.status().message());
     metrics.WatchServer("admin", admin_server.get());
     std::printf("meterd: admin API listening on %s:%u\n", admin_options.host.c_str(),
                 static_cast<unsigned>(*admin_port));
+    if (console_files.size() > 0) {
+      std::printf("meterd: console at http://%s:%u/\n", admin_options.host.c_str(),
+                  static_cast<unsigned>(*admin_port));
+    }
   }
 
   http_options.threads = opt.threads;
@@ -426,6 +461,9 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   serve->add_option("--admin-token-file", opt.admin_token_file,
                     "The admin API's bearer token file (default DATA/admin-token; created once)");
+  serve->add_option("--console-dir", opt.console_dir,
+                    "The web console's files, served at / of the admin listener (default "
+                    "<bindir>/../console; off: no console)");
   serve->add_option("--store", opt.store, "Store backend: sqlite or memory")->capture_default_str();
   serve->add_option("--threads", opt.threads, "HTTP event loops (0: one per core)");
   serve

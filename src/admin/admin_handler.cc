@@ -870,7 +870,9 @@ Result<store::AuditQuery> ParseAuditQuery(const std::map<std::string, std::strin
                                           size_t max_limit) {
   store::AuditQuery q;
   q.limit = default_limit;
-  for (const auto& [name, value] : query) {
+  for (const auto& entry : query) {
+    const std::string& name = entry.first;
+    const std::string& value = entry.second;
     auto time = [&](std::optional<int64_t>* out) -> Status {
       auto at = ParseIso8601(value);
       if (!at)

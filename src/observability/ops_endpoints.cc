@@ -80,7 +80,7 @@ std::string OpsEndpoints::CheckStore() {
 HttpResponse OpsEndpoints::Readyz() {
   bool ready = true;
   std::vector<Value::Member> checks;
-  auto check = [&](const char* name, std::string problem, std::string ok_detail) {
+  auto check = [&](const char* name, const std::string& problem, const std::string& ok_detail) {
     const bool ok = problem.empty();
     ready = ready && ok;
     checks.emplace_back(name, Value::Object({{"ok", Value::Bool(ok)},

@@ -26,8 +26,8 @@ struct ApiCall {
   // (the audit trail records who tried); empty when the header does not parse.
   std::string claimed_access_key_id;
   std::string claimed_region;
-  std::string account;        // the caller's account (a workload's buyer, or the seller)
-  std::string workload_id;    // the calling workload; empty for seller credentials
+  std::string account;      // the caller's account (a workload's buyer, or the seller)
+  std::string workload_id;  // the calling workload; empty for seller credentials
   std::string source_ip;
   std::string user_agent;
   int64_t received_ms = 0;  // wall clock when the request was read whole

@@ -426,7 +426,7 @@ HttpResponse::BodyStream UsageExportStream(UsageReader* reader, UsageFilter filt
   };
 }
 
-HttpResponse::BodyStream ReportExportStream(std::shared_ptr<const Report> report,
+HttpResponse::BodyStream ReportExportStream(const std::shared_ptr<const Report>& report,
                                             ExportFormat format) {
   auto next = std::make_shared<size_t>(0);
   return [report, format, next](std::string* chunk) {

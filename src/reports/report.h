@@ -118,7 +118,7 @@ HttpResponse::BodyStream UsageExportStream(UsageReader* reader, UsageFilter filt
                                            ExportFormat format);
 // The rows of a built report (their number is bounded by the catalog and the period range, not by
 // the ledger).
-HttpResponse::BodyStream ReportExportStream(std::shared_ptr<const Report> report,
+HttpResponse::BodyStream ReportExportStream(const std::shared_ptr<const Report>& report,
                                             ExportFormat format);
 
 }  // namespace meterd::reports

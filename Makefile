@@ -33,8 +33,13 @@ build: deps
 run: build
 	@scripts/run-demo.sh $(BUILD)/bin/meterd $(PORT) $(DATA)
 
+# The npm packages of the JS end-to-end tests (AWS SDK v3) and of the browser tests
+# (playwright-core, which drives Debian's Chromium; it never downloads a browser). The console's
+# own packages are installed by the build (CMakeLists.txt, target console).
 js-deps: deps
-	@cd tests/js && (npm ci --no-audit --no-fund --loglevel=error >/dev/null || npm ci --no-audit --no-fund)
+	@for dir in tests/js tests/browser; do \
+	  (cd $$dir && (npm ci --no-audit --no-fund --loglevel=error >/dev/null || npm ci --no-audit --no-fund)) || exit 1; \
+	done
 
 lint: build
 	@scripts/lint.sh $(BUILD)

@@ -300,6 +300,27 @@ sampled_run meterd-batch-memory "$duration"
 stop_pid "$meterd_pid"
 rm -rf "$work/data-meterd-rss"
 
+# --- the disk: what one durable commit costs at least ------------------------------------------
+# Every acknowledged request waits for one fdatasync of its group (synchronous=FULL), so the
+# disk's fdatasync latency is the floor of the request latency, whatever the CPU does.
+log "disk: fdatasync latency of a 4 KiB write in the data dir's file system"
+python3 - "$work" >"$work/raw/fsync.json" <<'PY'
+import json, os, sys, time
+path = os.path.join(sys.argv[1], "fsync-probe")
+fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
+lat = []
+for i in range(500):
+    os.pwrite(fd, b"x" * 4096, (i % 16) * 4096)
+    t = time.perf_counter()
+    os.fdatasync(fd)
+    lat.append((time.perf_counter() - t) * 1000)
+os.close(fd)
+os.unlink(path)
+lat.sort()
+print(json.dumps({"p50": lat[len(lat) // 2], "p99": lat[int(len(lat) * 0.99)], "max": lat[-1]}))
+PY
+log "  fdatasync ms: $(cat "$work/raw/fsync.json")"
+
 # --- 10 M stored: ingest on a big ledger against the empty-store rate -------------------------
 if [[ $with_10m == 1 ]]; then
   log "10 M: preloading $preload rows with meterd-store-bench (minutes)"
@@ -442,6 +463,12 @@ rows.append("| meterd RSS first / last during a BatchMeterUsage run after a warm
                 fmt(rss_first, 1), fmt(rss_last, 1), fmt(rss_idle[0] if rss_idle else None, 1),
                 fmt(rss_warm[0] if rss_warm else None, 1),
                 fmt(rss_warm[-1] if rss_warm else None, 1), len(rss)))
+
+fsync = load("fsync")
+if fsync:
+    rows.append("| disk: fdatasync of a 4 KiB write, p50 / p99 (ms): the floor of a durable "
+                "commit's latency | %s / %s | max %s |" % (
+                    fmt(fsync["p50"], 2), fmt(fsync["p99"], 2), fmt(fsync["max"], 2)))
 
 at_10m = None
 if with_10m == "1":

@@ -10,6 +10,7 @@ packages=(
   clang clang-format clang-tidy libclang-rt-14-dev
   sqlite3 postgresql python3 awscli wrk
   python3-jwt python3-cryptography
+  chromium
 )
 missing=()
 for p in "${packages[@]}"; do

@@ -18,6 +18,7 @@ meterd demo
   data dir   $(realpath "$data")  (SQLite, survives restarts)
   catalog    ${catalog}
   admin API  http://127.0.0.1:${admin_port}  (bearer token in $(realpath "$data")/admin-token)
+  console    http://127.0.0.1:${admin_port}/  (sign in with that token)
 
   seller key (BatchMeterUsage):  AKIAACMESELLER000001 / acmeSellerSecretKey0000000000000000000001
   EC2 workload key (MeterUsage): AKIAGLOBEXEC2000001 / globexEc2SecretKey00000000000000000000001

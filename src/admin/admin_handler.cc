@@ -12,8 +12,10 @@
 #include <set>
 #include <sstream>
 
+#include "audit/audit_event.h"
 #include "common/crypto.h"
 #include "common/time_util.h"
+#include "reports/report.h"
 
 namespace meterd::admin {
 
@@ -144,20 +146,39 @@ HttpResponse AdminHandler::Reject(http::RejectReason reason) {
 
 void AdminHandler::Handle(HttpRequest request, http::Responder respond) {
   HttpResponse response = Serve(request);
+  // The audit trail: every change, accepted or refused (the one place admin calls are recorded).
+  if (audit_ != nullptr && audit::IsAuditedAdminRequest(request.method, request.target)) {
+    audit_->RecordAdmin(request, response, Authorized(request));
+  }
   respond([response = std::move(response)]() mutable { return std::move(response); });
 }
 
-HttpResponse AdminHandler::Serve(const HttpRequest& request) {
+bool AdminHandler::Authorized(const HttpRequest& request) const {
   const std::string* auth = request.FindHeader("authorization");
   constexpr std::string_view kBearer = "Bearer ";
-  if (auth == nullptr || auth->size() <= kBearer.size() ||
-      std::string_view(*auth).substr(0, kBearer.size()) != kBearer ||
-      !ConstantTimeEquals(std::string_view(*auth).substr(kBearer.size()), token_)) {
+  return auth != nullptr && auth->size() > kBearer.size() &&
+         std::string_view(*auth).substr(0, kBearer.size()) == kBearer &&
+         ConstantTimeEquals(std::string_view(*auth).substr(kBearer.size()), token_);
+}
+
+HttpResponse AdminHandler::Serve(const HttpRequest& request) {
+  // Health probes answer without the token; /metrics, as every other route, needs it.
+  const std::string_view ops_path =
+      std::string_view(request.target)
+          .substr(0, std::min(request.target.find('?'), request.target.size()));
+  if (ops_ != nullptr && observability::OpsEndpoints::IsProbe(ops_path)) {
+    return ops_->Serve(request, ops_path);
+  }
+  if (!Authorized(request)) {
+    const std::string* auth = request.FindHeader("authorization");
     HttpResponse r = ErrorAnswer(
         401, "Unauthorized",
         auth == nullptr ? "missing bearer token (Authorization header)" : "wrong bearer token");
     r.headers.push_back({"WWW-Authenticate", "Bearer realm=\"meterd-admin\""});
     return r;
+  }
+  if (ops_ != nullptr && observability::OpsEndpoints::IsScrape(ops_path)) {
+    return ops_->Serve(request, ops_path);
   }
 
   Call call;
@@ -238,6 +259,9 @@ HttpResponse AdminHandler::Route(const Call& call) {
   if (head == "settings") return SettingsRoute(call);
   if (head == "clock") return Clock(call);
   if (head == "faults") return Faults(call);
+  if (head == "audit") return AuditRoute(call);
+  if (head == "usage") return UsageRoute(call);
+  if (head == "reports") return ReportsRoute(call);
   return NotFound("no such route");
 }
 
@@ -702,7 +726,8 @@ HttpResponse AdminHandler::SettingsRoute(const Call& call) {
   if (!call.has_body || !call.body->is_object()) return BadRequest("the body must be an object");
   static const std::set<std::string, std::less<>> kTop = {
       "batchWindowHours",  "batchMonthGraceHours", "meterUsageWindowHours",
-      "futureSkewMinutes", "tokenTtlHours",        "throttle"};
+      "futureSkewMinutes", "tokenTtlHours",        "throttle",
+      "auditRetentionDays"};
   static const std::set<std::string, std::less<>> kThrottle = {"enabled",         "batchMeterUsage",
                                                                "meterUsage",      "registerUsage",
                                                                "resolveCustomer", "burstSeconds"};
@@ -828,6 +853,230 @@ Result<std::string> LoadOrCreateAdminToken(const std::string& path, bool* create
   if (!ok) return Status(StatusCode::kIoError, "cannot write " + path);
   *created = true;
   return token;
+}
+
+// --- audit trail (D17): GET /v1/audit, /v1/audit/events, /v1/audit/export ----------------------
+
+namespace {
+
+constexpr size_t kAuditPageDefault = 100;
+constexpr size_t kAuditPageMax = 1000;
+constexpr size_t kAuditExportDefault = 10000;
+constexpr size_t kAuditExportMax = 100000;
+
+// The filters, limit and cursor of an audit query string.
+Result<store::AuditQuery> ParseAuditQuery(const std::map<std::string, std::string>& query,
+                                          bool export_format, size_t default_limit,
+                                          size_t max_limit) {
+  store::AuditQuery q;
+  q.limit = default_limit;
+  for (const auto& entry : query) {
+    const std::string& name = entry.first;
+    const std::string& value = entry.second;
+    auto time = [&](std::optional<int64_t>* out) -> Status {
+      auto at = ParseIso8601(value);
+      if (!at)
+        return Status(StatusCode::kInvalidArgument, "\"" + name + "\" is not an RFC 3339 time");
+      *out = *at;
+      return Status::Ok();
+    };
+    if (value.empty()) continue;
+    if (name == "eventName") {
+      q.event_name = value;
+    } else if (name == "eventSource") {
+      q.event_source = value;
+    } else if (name == "account") {
+      q.account_id = value;
+    } else if (name == "accessKey") {
+      q.access_key_id = value;
+    } else if (name == "errorCode") {
+      if (value == "any") {
+        q.errors_only = true;
+      } else {
+        q.error_code = value;
+      }
+    } else if (name == "from") {
+      METERD_RETURN_IF_ERROR(time(&q.from_ms));
+    } else if (name == "to") {
+      METERD_RETURN_IF_ERROR(time(&q.to_ms));
+    } else if (name == "limit") {
+      size_t limit = 0;
+      for (char c : value) {
+        if (c < '0' || c > '9' || limit > max_limit) {
+          limit = max_limit + 1;
+          break;
+        }
+        limit = limit * 10 + static_cast<size_t>(c - '0');
+      }
+      if (limit < 1 || limit > max_limit) {
+        return Status(StatusCode::kInvalidArgument,
+                      "\"limit\" must be between 1 and " + std::to_string(max_limit));
+      }
+      q.limit = limit;
+    } else if (name == "cursor") {
+      auto after = audit::DecodeCursor(value);
+      if (!after.ok()) return after.status();
+      q.after = *after;
+    } else if (name == "format" && export_format) {
+      if (value != "jsonl") {
+        return Status(StatusCode::kInvalidArgument, "\"format\" must be jsonl");
+      }
+    } else {
+      return Status(StatusCode::kInvalidArgument, "unknown parameter \"" + name + "\"");
+    }
+  }
+  return q;
+}
+
+}  // namespace
+
+HttpResponse AdminHandler::AuditRoute(const Call& call) {
+  if (audit_ == nullptr) return NotFound("this server keeps no audit trail");
+  if (call.method != "GET") return MethodNotAllowed(call.method);
+  if (call.path.size() == 1) {
+    const audit::AuditStats stats = audit_->stats();
+    const int64_t days = control_->settings().audit_retention_ms / audit::kDayMillis;
+    return JsonAnswer(200, Value::Object({
+                               {"lost", Value::Number(std::to_string(stats.lost))},
+                               {"pruned", Value::Number(std::to_string(stats.pruned))},
+                               {"recorded", Value::Number(std::to_string(stats.recorded))},
+                               {"retentionDays", Value::Number(std::to_string(days))},
+                           }));
+  }
+  if (call.path.size() != 2 || (call.path[1] != "events" && call.path[1] != "export")) {
+    return NotFound("no such route");
+  }
+  const bool is_export = call.path[1] == "export";
+  auto query =
+      ParseAuditQuery(call.query, is_export, is_export ? kAuditExportDefault : kAuditPageDefault,
+                      is_export ? kAuditExportMax : kAuditPageMax);
+  if (!query.ok()) return AdminError(query.status());
+
+  // The events come out of the store as JSON text; they are spliced, not parsed again. An export
+  // reads pages of kAuditPageMax until it has `limit` events.
+  // TODO(merge): stream the export with the reports' chunked bodies instead of the whole answer.
+  std::string body;
+  std::optional<store::AuditPosition> next;
+  size_t remaining = query->limit;
+  store::AuditQuery page_query = *query;
+  bool first = true;
+  if (!is_export) body = "{\"events\":[";
+  while (true) {
+    page_query.limit = std::min(remaining, kAuditPageMax);
+    auto page = audit_->Lookup(page_query);
+    if (!page.ok()) return AdminError(page.status());
+    for (const auto& event : page->events) {
+      if (!is_export && !first) body.push_back(',');
+      body += event.event_json;
+      if (is_export) body.push_back('\n');
+      first = false;
+    }
+    remaining -= page->events.size();
+    next.reset();
+    if (page->more && !page->events.empty()) {
+      next = store::AuditPosition{page->events.back().event_time_ms, page->events.back().event_id};
+    }
+    if (!next || remaining == 0) break;
+    page_query.after = next;
+  }
+  HttpResponse r;
+  r.status = 200;
+  if (is_export) {
+    r.headers.push_back({"Content-Type", "application/x-ndjson"});
+    if (next) r.headers.push_back({"X-Meterd-Next-Cursor", audit::EncodeCursor(*next)});
+  } else {
+    r.headers.push_back({"Content-Type", "application/json"});
+    body += "]";
+    if (next) {
+      body += ",\"nextCursor\":";
+      json::AppendQuoted(&body, audit::EncodeCursor(*next));
+    }
+    body += "}\n";
+  }
+  r.body = std::move(body);
+  return r;
+}
+// --- end of audit trail ------------------------------------------------------------------------
+
+}  // namespace meterd::admin
+
+// --- Usage reports (docs/REPORTS.md)
+
+namespace meterd::admin {
+
+namespace {
+
+HttpResponse ExportAnswer(reports::ExportFormat format, std::string_view name,
+                          HttpResponse::BodyStream stream) {
+  HttpResponse r;
+  r.headers.push_back({"Content-Type", reports::ContentType(format)});
+  r.headers.push_back(
+      {"Content-Disposition", "attachment; filename=\"" + std::string(name) +
+                                  (format == reports::ExportFormat::kCsv ? ".csv\"" : ".jsonl\"")});
+  r.stream = std::move(stream);
+  return r;
+}
+
+}  // namespace
+
+// GET /v1/usage, GET /v1/usage/export.
+HttpResponse AdminHandler::UsageRoute(const Call& call) {
+  if (usage_reader_ == nullptr) return NotFound("usage reports are not enabled");
+  const bool is_export = call.path.size() == 2 && call.path[1] == "export";
+  if (call.path.size() != 1 && !is_export) return NotFound("no such route");
+  if (call.method != "GET") return MethodNotAllowed(call.method);
+  auto request = reports::ParseUsageListRequest(call.query);
+  if (!request.ok()) return AdminError(request.status());
+  if (!is_export) {
+    if (call.query.count("format")) return BadRequest("format applies to /v1/usage/export only");
+    auto body = reports::UsagePageJson(usage_reader_, *request);
+    if (!body.ok()) return AdminError(body.status());
+    HttpResponse r;
+    r.headers.push_back({"Content-Type", "application/json"});
+    r.body = std::move(body).value();
+    return r;
+  }
+  if (call.query.count("limit") || call.query.count("cursor")) {
+    return BadRequest("an export has every matching record: limit and cursor do not apply");
+  }
+  auto format = reports::ParseExportFormat(call.query);
+  if (!format.ok()) return AdminError(format.status());
+  return ExportAnswer(*format, "usage",
+                      reports::UsageExportStream(usage_reader_, request->filter, *format));
+}
+
+// GET /v1/reports/usage, GET /v1/reports/usage/export.
+HttpResponse AdminHandler::ReportsRoute(const Call& call) {
+  if (usage_reader_ == nullptr) return NotFound("usage reports are not enabled");
+  const bool is_export = call.path.size() == 3 && call.path[2] == "export";
+  if (call.path.size() < 2 || call.path[1] != "usage" || (call.path.size() != 2 && !is_export)) {
+    return NotFound("no such route");
+  }
+  if (call.method != "GET") return MethodNotAllowed(call.method);
+  auto request = reports::ParseReportRequest(call.query);
+  if (!request.ok()) return AdminError(request.status());
+  std::optional<reports::ExportFormat> format;
+  if (is_export) {
+    auto parsed = reports::ParseExportFormat(call.query);
+    if (!parsed.ok()) return AdminError(parsed.status());
+    format = *parsed;
+  } else if (call.query.count("format")) {
+    return BadRequest("format applies to /v1/reports/usage/export only");
+  }
+  // The prices in force now, and their catalog version (stated in the answer).
+  const int64_t catalog_version = control_->version();
+  std::shared_ptr<const catalog::Catalog> catalog = catalog_->Get();
+  auto report = reports::BuildReport(usage_reader_, *catalog, *request);
+  if (!report.ok()) return AdminError(report.status());
+  if (!format) {
+    HttpResponse r;
+    r.headers.push_back({"Content-Type", "application/json"});
+    r.body = reports::ReportJson(*report, catalog_version);
+    return r;
+  }
+  return ExportAnswer(*format, "usage-report",
+                      reports::ReportExportStream(
+                          std::make_shared<const reports::Report>(std::move(*report)), *format));
 }
 
 }  // namespace meterd::admin

@@ -12,11 +12,14 @@
 #include <string_view>
 #include <vector>
 
+#include "audit/audit_trail.h"
 #include "control/control_plane.h"
 #include "http/http_server.h"
 #include "json/json.h"
 #include "keys/signing_keys.h"
 #include "metering/faults.h"
+#include "observability/ops_endpoints.h"
+#include "reports/usage_reader.h"
 
 namespace meterd::admin {
 
@@ -38,6 +41,21 @@ class AdminHandler final : public http::HttpHandler {
   // The request, routed and answered (exposed for unit tests; Handle calls it).
   HttpResponse Serve(const HttpRequest& request);
 
+  // /healthz, /readyz (no token) and /metrics (token) go to `ops` (not owned; set before the
+  // listener starts). Without it those paths are 404 like any unknown route.
+  void SetOpsEndpoints(observability::OpsEndpoints* ops) { ops_ = ops; }
+
+  // The audit trail (D17): Handle records every mutating request in it, and the /v1/audit
+  // routes read it. Not owned; set before the listener starts. Without it /v1/audit is 404.
+  void SetAuditTrail(audit::AuditTrail* audit) { audit_ = audit; }
+  // --- Usage reports (docs/REPORTS.md): the ledger's reader and the catalog whose prices bill
+  // the aggregates. Neither is owned; both must outlive the handler. Call before serving;
+  // without it the /v1/usage and /v1/reports routes answer 404.
+  void SetUsageReports(reports::UsageReader* reader, catalog::CatalogHolder* catalog) {
+    usage_reader_ = reader;
+    catalog_ = catalog;
+  }
+
  private:
   struct Call;  // one parsed request
   HttpResponse Route(const Call& call);
@@ -53,12 +71,22 @@ class AdminHandler final : public http::HttpHandler {
   HttpResponse Clock(const Call& call);
   HttpResponse Faults(const Call& call);
   HttpResponse StatusRoute(const Call& call);
+  HttpResponse AuditRoute(const Call& call);
+  bool Authorized(const HttpRequest& request) const;
+  // --- Usage reports
+  HttpResponse UsageRoute(const Call& call);
+  HttpResponse ReportsRoute(const Call& call);
 
   control::ControlPlane* control_;
   keys::SigningKeyStore* signing_keys_;
   metering::FaultInjector* faults_;
   const std::string token_;
   const std::string store_name_;
+  observability::OpsEndpoints* ops_ = nullptr;
+  audit::AuditTrail* audit_ = nullptr;
+  // --- Usage reports
+  reports::UsageReader* usage_reader_ = nullptr;
+  catalog::CatalogHolder* catalog_ = nullptr;
 };
 
 // Reads the admin token at `path`, or creates it (0600, 32 random bytes as hex) when the file

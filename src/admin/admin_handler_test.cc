@@ -134,3 +134,29 @@ TEST_F(AdminHandlerTest, UnknownRoutesAndMethods) {
 
 }  // namespace
 }  // namespace meterd::admin
+
+namespace meterd::admin {
+namespace {
+
+TEST_F(AdminHandlerTest, HealthProbesNeedNoTokenAndMetricsNeedTheToken) {
+  observability::MeterdMetrics metrics;
+  metrics.WatchCatalogVersion([this] { return control_->version(); });
+  observability::OpsEndpoints ops(&metrics, store_.get(), [this] { return control_->version(); });
+  ops.SetCatalogLoaded();
+  ops.SetServing(true);
+  handler_->SetOpsEndpoints(&ops);
+  EXPECT_EQ(Call("GET", "/healthz", "", "").status, 200);
+  EXPECT_EQ(Call("GET", "/readyz?verbose", "", "").status, 200);
+  EXPECT_EQ(Call("GET", "/metrics", "", "").status, 401);
+  EXPECT_EQ(Call("GET", "/metrics", "", "wrong-token").status, 401);
+  HttpResponse scraped = Call("GET", "/metrics");
+  EXPECT_EQ(scraped.status, 200);
+  EXPECT_NE(scraped.body.find("meterd_catalog_version " + std::to_string(control_->version())),
+            std::string::npos)
+      << scraped.body;
+  handler_->SetOpsEndpoints(nullptr);
+  EXPECT_EQ(Call("GET", "/healthz", "", "").status, 401);  // no endpoints: an unknown route
+}
+
+}  // namespace
+}  // namespace meterd::admin

@@ -168,6 +168,8 @@ Status ParseSettings(const json::Value& s, SettingsOverrides* out) {
   METERD_RETURN_IF_ERROR(
       PositiveNumber(s, "futureSkewMinutes", kYearHours * 60, &out->future_skew_minutes));
   METERD_RETURN_IF_ERROR(PositiveNumber(s, "tokenTtlHours", kYearHours, &out->token_ttl_hours));
+  METERD_RETURN_IF_ERROR(
+      PositiveNumber(s, "auditRetentionDays", 100 * 366, &out->audit_retention_days));
   const json::Value* t = s.Find("throttle");
   if (t == nullptr || t->is_null()) return Status::Ok();
   if (!t->is_object()) return Invalid("settings: \"throttle\" must be an object");

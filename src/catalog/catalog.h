@@ -116,6 +116,7 @@ struct SettingsOverrides {
   std::optional<bool> throttle_enabled;
   std::optional<double> throttle_batch_meter_usage, throttle_meter_usage, throttle_register_usage,
       throttle_resolve_customer, throttle_burst_seconds;
+  std::optional<double> audit_retention_days;  // D17
 };
 
 class Catalog {

@@ -1,12 +1,12 @@
 #include "control/control_plane.h"
 
 #include <fstream>
-#include <iostream>
 #include <optional>
 #include <sstream>
 
 #include "common/crypto.h"
 #include "common/time_util.h"
+#include "observability/log.h"
 
 namespace meterd::control {
 
@@ -61,6 +61,7 @@ Settings EffectiveSettings(const Settings& flags, const catalog::SettingsOverrid
   if (o.throttle_register_usage) s.throttle.register_usage = *o.throttle_register_usage;
   if (o.throttle_resolve_customer) s.throttle.resolve_customer = *o.throttle_resolve_customer;
   if (o.throttle_burst_seconds) s.throttle.burst_factor = *o.throttle_burst_seconds;
+  if (o.audit_retention_days) s.audit_retention_ms = HoursToMs(*o.audit_retention_days * 24);
   return s;
 }
 
@@ -68,6 +69,7 @@ json::Value SettingsJson(const Settings& s) {
   auto hours = [](int64_t ms) { return Number(static_cast<double>(ms) / kHourMs); };
   const metering::WindowSettings& w = s.service.windows;
   return json::Value::Object({
+      {"auditRetentionDays", Number(static_cast<double>(s.audit_retention_ms) / (24 * kHourMs))},
       {"batchMonthGraceHours", hours(w.batch_month_grace_ms)},
       {"batchWindowHours", hours(w.batch_max_age_ms)},
       {"futureSkewMinutes", Number(static_cast<double>(w.max_future_ms) / 60000)},
@@ -209,10 +211,10 @@ void ControlPlane::AfterChange() {
   // The change is already durable and in force; these only catch up derived state, and are
   // retried at the next change, the next task-metering pass or the next start.
   if (Status st = deps_.service->PrepareCatalog(); !st.ok()) {
-    std::cerr << "meterd: preparing the changed catalog failed: " << st.ToString() << std::endl;
+    log::Error("preparing the changed catalog failed", {{"error", st.ToString()}});
   }
   if (Status st = deps_.service->MeterTaskRuns(); !st.ok()) {
-    std::cerr << "meterd: task metering after a change failed: " << st.ToString() << std::endl;
+    log::Error("task metering after a change failed", {{"error", st.ToString()}});
   }
 }
 

@@ -31,6 +31,8 @@ namespace meterd::control {
 struct Settings {
   metering::ServiceSettings service;
   metering::ThrottleSettings throttle;
+  // How long audit events are kept (D17; --audit-retention-days).
+  int64_t audit_retention_ms = int64_t{90} * 24 * 3600 * 1000;
 };
 Settings EffectiveSettings(const Settings& flags, const catalog::SettingsOverrides& overrides);
 json::Value SettingsJson(const Settings& settings);

@@ -14,6 +14,7 @@
 #include "ctl/admin_client.h"
 
 #include <cctype>
+#include <limits>
 #include <string>
 
 namespace meterd::ctl {
@@ -167,6 +168,18 @@ Result<AdminClient> AdminClient::Create(AdminClientOptions options) {
 
 Result<AdminResponse> AdminClient::Call(std::string_view method, std::string_view path_with_query,
                                         const std::optional<json::Value>& body) const {
+  return Exchange(method, path_with_query, body, nullptr);
+}
+
+Result<AdminResponse> AdminClient::Download(std::string_view path_with_query,
+                                            const BodySink& sink) const {
+  return Exchange("GET", path_with_query, std::nullopt, &sink);
+}
+
+Result<AdminResponse> AdminClient::Exchange(std::string_view method,
+                                            std::string_view path_with_query,
+                                            const std::optional<json::Value>& body,
+                                            const BodySink* sink) const {
   const bhttp::verb verb = bhttp::string_to_verb(beast::string_view(method.data(), method.size()));
   if (verb == bhttp::verb::unknown) {
     return Status(StatusCode::kInvalidArgument, "unknown HTTP method " + std::string(method));
@@ -250,38 +263,66 @@ Result<AdminResponse> AdminClient::Call(std::string_view method, std::string_vie
   // A write error (the server closed early) may still leave an answer to read: try it.
   const beast::error_code write_error = ec;
 
+  // The answer: the header, then the body a piece at a time, each read under the request
+  // deadline (a long download goes on as long as the server keeps sending). A 2xx body goes to
+  // `sink` when there is one; any other body is kept, up to max_response_bytes.
   beast::flat_buffer buffer;
-  bhttp::response_parser<bhttp::string_body> parser;
-  parser.body_limit(options_.max_response_bytes);
-  bhttp::async_read(stream, buffer, parser, [&](const beast::error_code& e, size_t) { ec = e; });
-  ioc.restart();
-  ioc.run();
-  if (ec == beast::error::timeout) {
-    return io_error("no answer from the admin API at " + where + " within " +
-                    Seconds(options_.request_timeout) + " (see --timeout)");
-  }
-  if (ec == bhttp::error::body_limit) {
-    return io_error("the answer of the admin API at " + where + " is larger than " +
-                    std::to_string(options_.max_response_bytes) + " bytes");
-  }
-  if (ec == bhttp::error::end_of_stream || ec == asio::error::eof) {
-    return io_error("the admin API at " + where + " closed the connection without an answer" +
-                    (write_error ? " (" + write_error.message() + ")" : std::string()));
-  }
-  if (ec) {
+  bhttp::response_parser<bhttp::buffer_body> parser;
+  parser.body_limit(std::numeric_limits<std::uint64_t>::max());  // enforced below, per use
+  auto read_error = [&]() -> Status {
+    if (ec == beast::error::timeout) {
+      return io_error("no answer from the admin API at " + where + " within " +
+                      Seconds(options_.request_timeout) + " (see --timeout)");
+    }
+    if (ec == bhttp::error::end_of_stream || ec == asio::error::eof) {
+      return io_error(std::string("the admin API at ") + where +
+                      (parser.is_header_done()
+                           ? " closed the connection in the middle of the answer"
+                           : " closed the connection without an answer") +
+                      (write_error ? " (" + write_error.message() + ")" : std::string()));
+    }
     return io_error("cannot read the answer of the admin API at " + where + ": " + ec.message() +
                     " (is this meterd's admin API?)");
+  };
+  stream.expires_after(options_.request_timeout);
+  bhttp::async_read_header(stream, buffer, parser,
+                           [&](const beast::error_code& e, size_t) { ec = e; });
+  ioc.restart();
+  ioc.run();
+  if (ec) return read_error();
+  AdminResponse out;
+  out.status = static_cast<int>(parser.get().result_int());
+  if (auto it = parser.get().find(bhttp::field::content_type); it != parser.get().end()) {
+    out.content_type = std::string(it->value());
+  }
+  if (auto it = parser.get().find("X-Meterd-Next-Cursor"); it != parser.get().end()) {
+    out.next_cursor = std::string(it->value());
+  }
+  const bool to_sink = sink != nullptr && out.status >= 200 && out.status < 300;
+  std::vector<char> piece(size_t{64} << 10);
+  while (!parser.is_done()) {
+    parser.get().body().data = piece.data();
+    parser.get().body().size = piece.size();
+    stream.expires_after(options_.request_timeout);
+    bhttp::async_read(stream, buffer, parser, [&](const beast::error_code& e, size_t) { ec = e; });
+    ioc.restart();
+    ioc.run();
+    if (ec == bhttp::error::need_buffer) ec = {};
+    if (ec) return read_error();
+    const size_t n = piece.size() - parser.get().body().size;
+    if (to_sink) {
+      METERD_RETURN_IF_ERROR((*sink)(std::string_view(piece.data(), n)));
+    } else {
+      if (out.body.size() + n > options_.max_response_bytes) {
+        return io_error("the answer of the admin API at " + where + " is larger than " +
+                        std::to_string(options_.max_response_bytes) + " bytes");
+      }
+      out.body.append(piece.data(), n);
+    }
   }
   beast::error_code ignored;
   stream.socket().shutdown(tcp::socket::shutdown_both, ignored);
 
-  bhttp::response<bhttp::string_body> response = parser.release();
-  AdminResponse out;
-  out.status = static_cast<int>(response.result_int());
-  if (auto it = response.find(bhttp::field::content_type); it != response.end()) {
-    out.content_type = std::string(it->value());
-  }
-  out.body = std::move(response.body());
   return out;
 }
 

@@ -13,6 +13,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -60,6 +61,8 @@ struct AdminResponse {
   int status = 0;
   std::string content_type;
   std::string body;
+  // X-Meterd-Next-Cursor: where a paginated export (GET /v1/audit/export) continues.
+  std::string next_cursor;
 };
 
 // The error of an answer that is not 2xx: the admin API's `{"code", "message"}`, or, when the
@@ -75,7 +78,7 @@ struct AdminClientOptions {
   std::string token;
   // Resolving the name and connecting.
   std::chrono::milliseconds connect_timeout{5000};
-  // Sending the request and reading the whole answer.
+  // Sending the request, and each read of the answer (a download goes on while data arrives).
   std::chrono::milliseconds request_timeout{60000};
   std::string user_agent = "meterctl";
   // Answers with a larger body are refused.
@@ -92,9 +95,20 @@ class AdminClient {
   Result<AdminResponse> Call(std::string_view method, std::string_view path_with_query,
                              const std::optional<json::Value>& body = std::nullopt) const;
 
+  // --- Streamed downloads (exports): GET `path_with_query`; a 2xx body goes to `sink` a piece at
+  // a time as it arrives (constant memory; `body` of the answer stays empty), any other answer's
+  // body is kept as Call keeps it. A sink error stops the download and is returned. Each read
+  // has the request deadline, not the whole download. Truncated bodies (the server failed in
+  // the middle: no last chunk) are kIoError.
+  using BodySink = std::function<Status(std::string_view piece)>;
+  Result<AdminResponse> Download(std::string_view path_with_query, const BodySink& sink) const;
+
   const std::string& endpoint() const { return options_.endpoint; }
 
  private:
+  Result<AdminResponse> Exchange(std::string_view method, std::string_view path_with_query,
+                                 const std::optional<json::Value>& body,
+                                 const BodySink* sink) const;
   AdminClient(AdminClientOptions options, AdminUrl url)
       : options_(std::move(options)), url_(std::move(url)) {}
 

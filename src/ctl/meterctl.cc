@@ -7,6 +7,7 @@
 // Nouns then verbs; each command is one request (keys export pem reads the key list). This is the
 // only translation unit that includes CLI11; AdminClient (admin_client.cc) speaks HTTP.
 #include <CLI/CLI.hpp>
+#include <cstdio>
 #include <cstdlib>
 #include <fstream>
 #include <functional>
@@ -226,6 +227,58 @@ class Ctl {
     if (!raw->empty()) {
       auto json = json::Parse(*raw);
       if (json.ok()) *parsed = std::move(json).value();
+    }
+    return ctl::kExitOk;
+  }
+
+  // Sends one GET; on a 2xx answer writes its body as it is to `out` and returns the
+  // X-Meterd-Next-Cursor header in `next_cursor`; otherwise prints the error.
+  int FetchRaw(const std::string& method, const std::string& path, std::ostream* out,
+               std::string* next_cursor) {
+    if (int rc = Connect(); rc != ctl::kExitOk) return rc;
+    auto response = client_->Call(method, path);
+    if (!response.ok()) {
+      return Fail("Unreachable", response.status().message(), ctl::kExitUnavailable);
+    }
+    if (int rc = ctl::ExitCodeForHttpStatus(response->status); rc != ctl::kExitOk) {
+      ctl::AdminError error = ctl::ErrorFromResponse(*response);
+      return Fail(error.code, error.message, rc);
+    }
+    *out << response->body;
+    *next_cursor = response->next_cursor;
+    return ctl::kExitOk;
+  }
+
+  // --- Streamed downloads (exports): a 2xx body goes to `out_path` ("-": stdout) as it arrives;
+  // a file is written beside and renamed when whole, so a failed export leaves no partial file.
+  int Download(const std::string& path, const std::string& out_path) {
+    if (int rc = Connect(); rc != ctl::kExitOk) return rc;
+    const bool to_stdout = out_path.empty() || out_path == "-";
+    const std::string partial = out_path + ".partial";
+    std::FILE* out = to_stdout ? stdout : std::fopen(partial.c_str(), "wb");
+    if (out == nullptr) return UsageFail("cannot write " + partial);
+    auto response = client_->Download(path, [out](std::string_view piece) {
+      if (std::fwrite(piece.data(), 1, piece.size(), out) != piece.size()) {
+        return Status(StatusCode::kIoError, "cannot write the export");
+      }
+      return Status::Ok();
+    });
+    const bool flushed = std::fflush(out) == 0;
+    if (!to_stdout) std::fclose(out);
+    auto failed = [&](const std::string& code, const std::string& message, int rc) {
+      if (!to_stdout) std::remove(partial.c_str());
+      return Fail(code, message, rc);
+    };
+    if (!response.ok())
+      return failed("Unreachable", response.status().message(), ctl::kExitUnavailable);
+    if (int rc = ctl::ExitCodeForHttpStatus(response->status); rc != ctl::kExitOk) {
+      ctl::AdminError error = ctl::ErrorFromResponse(*response);
+      return failed(error.code, error.message, rc);
+    }
+    if (!flushed) return failed("WriteError", "cannot write the export", ctl::kExitUnavailable);
+    if (!to_stdout && std::rename(partial.c_str(), out_path.c_str()) != 0) {
+      return failed("WriteError", "cannot rename " + partial + " to " + out_path,
+                    ctl::kExitUnavailable);
     }
     return ctl::kExitOk;
   }
@@ -952,6 +1005,7 @@ void AddSettings(CLI::App* app, Ctl* c) {
          {}},
         {"--future-skew-minutes", "futureSkewMinutes", "How far ahead of now a record may be", {}},
         {"--token-ttl-hours", "tokenTtlHours", "How long a registration token resolves (D12)", {}},
+        {"--audit-retention-days", "auditRetentionDays", "How long audit events are kept", {}},
     };
     std::vector<Field> throttle = {
         {"--throttle-batch-meter-usage", "batchMeterUsage", "BatchMeterUsage requests/s", {}},
@@ -1070,7 +1124,233 @@ void AddFaults(CLI::App* app, Ctl* c) {
   clear->add_option("--caller", a->caller, "The caller of the rule to clear");
 }
 
+// --- audit trail (D17) -----------------------------------------------------------------------
+
+void AddAudit(CLI::App* app, Ctl* c) {
+  CLI::App* audit = app->add_subcommand(
+      "audit", "The audit trail: every metering API call and admin change (CloudTrail-shaped)");
+  audit->require_subcommand(1);
+  struct Filters {
+    std::string event_name, event_source, from, to, account, access_key, error_code, cursor;
+    std::string out;
+    int limit = 0;
+    std::vector<std::pair<std::string, std::string>> Params() const {
+      return {{"eventName", event_name},
+              {"eventSource", event_source},
+              {"from", from},
+              {"to", to},
+              {"account", account},
+              {"accessKey", access_key},
+              {"errorCode", error_code},
+              {"cursor", cursor},
+              {"limit", limit > 0 ? std::to_string(limit) : ""}};
+    }
+  };
+  auto a = std::make_shared<Filters>();
+  auto add_filters = [a](CLI::App* command) {
+    command->add_option("--event-name", a->event_name, "An event name (MeterUsage, ...)");
+    command->add_option("--event-source", a->event_source,
+                        "metering-marketplace.amazonaws.com or meterd-admin");
+    command->add_option("--from", a->from, "Events at or after this time (RFC 3339)");
+    command->add_option("--to", a->to, "Events before this time (RFC 3339)");
+    command->add_option("--account", a->account, "The caller's account");
+    command->add_option("--access-key", a->access_key, "The caller's access key id");
+    command->add_option("--error-code", a->error_code,
+                        "An error code (ThrottlingException, ...), or any: failed calls only");
+    command->add_option("--cursor", a->cursor, "Continue where an earlier answer stopped");
+  };
+  CLI::App* lookup =
+      c->Leaf(audit, "lookup", "Events that match the filters, newest first", [c, a]() -> int {
+        Value parsed;
+        std::string raw;
+        int rc = c->Fetch("GET", ctl::WithQuery("/v1/audit/events", a->Params()), std::nullopt,
+                          &parsed, &raw);
+        if (rc != ctl::kExitOk) return rc;
+        if (c->g.output == "json") {
+          Ctl::PrintBody(parsed, raw);
+          return ctl::kExitOk;
+        }
+        List("audit events", "events")(parsed);
+        if (const Value* next = parsed.is_object() ? parsed.Find("nextCursor") : nullptr;
+            next != nullptr && next->is_string()) {
+          std::cerr << "more: --cursor " << next->text() << std::endl;
+        }
+        return ctl::kExitOk;
+      });
+  add_filters(lookup);
+  lookup->add_option("--limit", a->limit, "Events per answer (default 100, at most 1000)")
+      ->check(CLI::Range(1, 1000));
+
+  CLI::App* export_cmd = c->Leaf(
+      audit, "export", "Every matching event as JSON Lines, newest first (stdout or --out)",
+      [c, a]() -> int {
+        std::ofstream file;
+        if (!a->out.empty()) {
+          file.open(a->out, std::ios::binary | std::ios::trunc);
+          if (!file) return UsageFail("cannot write " + a->out);
+        }
+        std::ostream& out = a->out.empty() ? std::cout : file;
+        // The server answers a page at a time; X-Meterd-Next-Cursor says where to go on.
+        Filters page = *a;
+        while (true) {
+          std::string next;
+          int rc =
+              c->FetchRaw("GET", ctl::WithQuery("/v1/audit/export", page.Params()), &out, &next);
+          if (rc != ctl::kExitOk) return rc;
+          if (next.empty()) break;
+          page.cursor = next;
+        }
+        out.flush();
+        return out ? ctl::kExitOk : Fail("IoError", "cannot write the export", ctl::kExitUsage);
+      });
+  add_filters(export_cmd);
+  export_cmd->add_option("--out", a->out, "Write to this file instead of stdout");
+}
+
 }  // namespace
+
+// --- usage and reports (docs/REPORTS.md) ---------------------------------------------------
+
+// Ledger records: `usage list` (a page; --cursor for the next) and `usage export` (streamed).
+void AddUsage(CLI::App* app, Ctl* c) {
+  CLI::App* usage = app->add_subcommand("usage", "Accepted usage records of the ledger");
+  usage->require_subcommand(1);
+  struct Args {
+    std::string product, customer, account, license, workload, dimension, from, to, status;
+    std::string limit, cursor, format = "csv", out = "-";
+  };
+  auto a = std::make_shared<Args>();
+  auto filters = [a] {
+    return std::vector<std::pair<std::string, std::string>>{
+        {"product", a->product},   {"customer", a->customer},
+        {"account", a->account},   {"license", a->license},
+        {"workload", a->workload}, {"dimension", a->dimension},
+        {"from", a->from},         {"to", a->to},
+        {"status", a->status}};
+  };
+  auto add_filters = [a](CLI::App* command) {
+    command->add_option("--product", a->product, "Product code");
+    command->add_option("--customer", a->customer, "CustomerIdentifier");
+    command->add_option("--account", a->account, "Buyer account id");
+    command->add_option("--license", a->license, "LicenseArn");
+    command->add_option("--workload", a->workload, "Workload id (MeterUsage, task metering)");
+    command->add_option("--dimension", a->dimension, "Dimension");
+    command->add_option("--from", a->from, "Usage timestamps from (RFC 3339, inclusive)");
+    command->add_option("--to", a->to, "Usage timestamps to (RFC 3339, exclusive)");
+    command->add_option("--status", a->status, "Success (the ledger holds accepted records)");
+  };
+  CLI::App* list =
+      c->Leaf(usage, "list", "One page of records, oldest usage first", [c, a, filters] {
+        auto params = filters();
+        params.emplace_back("limit", a->limit);
+        params.emplace_back("cursor", a->cursor);
+        return c->Run(
+            "GET", ctl::WithQuery("/v1/usage", params), std::nullopt, [](const Value& body) {
+              const std::vector<Value>* rows = ctl::ListItems(body, "records");
+              if (rows == nullptr || rows->empty()) {
+                std::cerr << "no records" << std::endl;
+              } else {
+                std::cout << ctl::RenderTable(
+                    *rows, {ctl::Field("TIMESTAMP", "timestamp"), ctl::Field("PRODUCT", "product"),
+                            ctl::Field("ACCOUNT", "customerAccount"),
+                            ctl::Field("CUSTOMER", "customerIdentifier"),
+                            ctl::Field("DIMENSION", "dimension"),
+                            ctl::Field("QUANTITY", "quantity"), ctl::Field("UNIT", "unit"),
+                            ctl::Field("SOURCE", "source"), ctl::Field("RECORD ID", "recordId")});
+              }
+              if (const Value* next = body.Find("nextCursor");
+                  next != nullptr && next->is_string()) {
+                std::cerr << "more: --cursor " << next->text() << std::endl;
+              }
+            });
+      });
+  add_filters(list);
+  list->add_option("--limit", a->limit, "Records per page (1-1000, default 100)");
+  list->add_option("--cursor", a->cursor, "The nextCursor of the previous page");
+
+  CLI::App* exp = c->Leaf(usage, "export", "Every matching record, streamed as CSV or JSON Lines",
+                          [c, a, filters] {
+                            auto params = filters();
+                            params.emplace_back("format", a->format);
+                            return c->Download(ctl::WithQuery("/v1/usage/export", params), a->out);
+                          });
+  add_filters(exp);
+  exp->add_option("--format", a->format, "csv or jsonl")
+      ->check(CLI::IsMember({"csv", "jsonl"}))
+      ->capture_default_str();
+  exp->add_option("--out", a->out, "File to write (- : stdout)")->capture_default_str();
+}
+
+// Aggregates from the rollups: `report usage` (JSON or a table) and `report export` (streamed).
+void AddReports(CLI::App* app, Ctl* c) {
+  CLI::App* report = app->add_subcommand("report", "Usage totals per hour, day or month");
+  report->require_subcommand(1);
+  struct Args {
+    std::string granularity = "day", from, to, group_by, product, account, dimension;
+    std::string format = "csv", out = "-";
+  };
+  auto a = std::make_shared<Args>();
+  auto params = [a] {
+    return std::vector<std::pair<std::string, std::string>>{
+        {"granularity", a->granularity}, {"from", a->from},       {"to", a->to},
+        {"groupBy", a->group_by},        {"product", a->product}, {"account", a->account},
+        {"dimension", a->dimension}};
+  };
+  auto add_options = [a](CLI::App* command) {
+    command->add_option("--granularity", a->granularity, "hour, day or month")
+        ->check(CLI::IsMember({"hour", "day", "month"}))
+        ->capture_default_str();
+    command->add_option("--from", a->from, "Periods starting from (RFC 3339, inclusive)");
+    command->add_option("--to", a->to, "Periods starting before (RFC 3339, exclusive)");
+    command->add_option("--group-by", a->group_by,
+                        "Comma list of product, customer, dimension, tag:KEY (default "
+                        "product,customer,dimension)");
+    command->add_option("--product", a->product, "Only this product");
+    command->add_option("--account", a->account, "Only this buyer account");
+    command->add_option("--dimension", a->dimension, "Only this dimension");
+  };
+  CLI::App* usage =
+      c->Leaf(report, "usage", "Totals (with billed amounts of priced dimensions)", [c, params] {
+        return c->Run(
+            "GET", ctl::WithQuery("/v1/reports/usage", params()), std::nullopt,
+            [](const Value& body) {
+              const std::vector<Value>* rows = ctl::ListItems(body, "rows");
+              if (rows == nullptr || rows->empty()) {
+                std::cerr << "no usage" << std::endl;
+              } else {
+                std::cout << ctl::RenderTable(
+                    *rows,
+                    {ctl::Field("PERIOD", "period"), ctl::Field("PRODUCT", "product"),
+                     ctl::Field("ACCOUNT", "customerAccount"), ctl::Field("DIMENSION", "dimension"),
+                     ctl::Field("TAG", "tag.key"), ctl::Field("VALUE", "tag.value"),
+                     ctl::Field("QUANTITY", "quantity"), ctl::Field("UNIT", "unit"),
+                     ctl::Field("AMOUNT", "amount"), ctl::Field("RECORDS", "records")});
+              }
+              if (const Value* totals = body.Find("totals")) {
+                std::cout << "total: " << ctl::CellText(totals->Find("quantity"));
+                if (const Value* s = totals->Find("seconds")) {
+                  std::cout << " (and " << ctl::CellText(s) << " task seconds)";
+                }
+                if (const Value* amount = totals->Find("amount")) {
+                  std::cout << ", amount " << ctl::CellText(amount);
+                }
+                std::cout << std::endl;
+              }
+            });
+      });
+  add_options(usage);
+  CLI::App* exp =
+      c->Leaf(report, "export", "The totals, streamed as CSV or JSON Lines", [c, a, params] {
+        auto p = params();
+        p.emplace_back("format", a->format);
+        return c->Download(ctl::WithQuery("/v1/reports/usage/export", p), a->out);
+      });
+  add_options(exp);
+  exp->add_option("--format", a->format, "csv or jsonl")
+      ->check(CLI::IsMember({"csv", "jsonl"}))
+      ->capture_default_str();
+  exp->add_option("--out", a->out, "File to write (- : stdout)")->capture_default_str();
+}
 
 int main(int argc, char** argv) {
   CLI::App app{"meterctl: manage a meterd server through its admin API (docs/CONTROL-PLANE.md)",
@@ -1112,6 +1392,9 @@ int main(int argc, char** argv) {
   AddSettings(&app, &c);
   AddClock(&app, &c);
   AddFaults(&app, &c);
+  AddAudit(&app, &c);
+  AddUsage(&app, &c);
+  AddReports(&app, &c);
   app.footer(kFooter);  // after the subcommands: the whole text on the top level only
 
   try {

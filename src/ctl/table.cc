@@ -202,6 +202,15 @@ std::vector<Column> ColumnsFor(std::string_view resource) {
     return {Field("NAME", "name"), Field("UNIT", "unit"), Field("PRICE PER UNIT", "pricePerUnit"),
             Field("DESCRIPTION", "description")};
   }
+  if (resource == "audit") {
+    return {Field("EVENT TIME", "eventTime"),
+            Field("SOURCE", "eventSource"),
+            Field("EVENT NAME", "eventName"),
+            Field("ACCOUNT", "userIdentity.accountId"),
+            Field("ACCESS KEY", "userIdentity.accessKeyId"),
+            Field("ERROR CODE", "errorCode"),
+            Field("REQUEST ID", "requestID")};
+  }
   if (resource == "keys") {
     return {Field("VERSION", "version"),
             Column{"EXPIRED",

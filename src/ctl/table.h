@@ -33,7 +33,7 @@ const json::Value* FindPath(const json::Value& object, std::string_view path);
 std::string CellText(const json::Value* value);
 
 // The columns meterctl shows for a kind of resource: accounts, credentials, workloads, products,
-// dimensions, keys, subscriptions, tokens, regions, faults. Empty for an unknown kind.
+// dimensions, keys, subscriptions, tokens, regions, faults, audit. Empty for an unknown kind.
 std::vector<Column> ColumnsFor(std::string_view resource);
 
 // Columns for objects of unknown shape: every member (first-seen order) under its name in upper

@@ -75,7 +75,7 @@ using tcp = asio::ip::tcp;
 class RequestParser final : public bhttp::basic_parser<true> {
  public:
   explicit RequestParser(const HttpServerOptions& limits)
-      : max_header_bytes_(limits.max_header_bytes) {
+      : max_header_bytes_(limits.max_header_bytes), max_header_fields_(limits.max_header_fields) {
     header_limit(static_cast<uint32_t>(
         std::min<size_t>(limits.max_header_bytes, std::numeric_limits<uint32_t>::max())));
     body_limit(limits.max_body_bytes);
@@ -110,6 +110,7 @@ class RequestParser final : public bhttp::basic_parser<true> {
   void on_field_impl(bhttp::field /*name*/, beast::string_view name_string,
                      beast::string_view value, beast::error_code& ec) override {
     CountHeader(name_string.size() + value.size() + kFieldOverhead, ec);
+    if (++header_fields_ > max_header_fields_) ec = bhttp::error::header_limit;
     if (ec) return;
     request_.headers.push_back(HttpHeader{std::string(name_string.data(), name_string.size()),
                                           std::string(value.data(), value.size())});
@@ -140,7 +141,9 @@ class RequestParser final : public bhttp::basic_parser<true> {
   void on_finish_impl(beast::error_code& ec) override {}
 
   size_t max_header_bytes_;
+  size_t max_header_fields_;
   size_t header_bytes_ = 0;
+  size_t header_fields_ = 0;
   HttpRequest request_;
 };
 
@@ -244,6 +247,7 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   void Write(HttpResponse r) {
+    if (r.stream) return WriteStreamed(std::move(r));
     response_.emplace();
     response_->version(11);
     response_->result(static_cast<unsigned>(r.status));
@@ -260,6 +264,62 @@ class Session : public std::enable_shared_from_this<Session> {
                        });
   }
 
+  // --- Streamed bodies: the header with Transfer-Encoding: chunked, then one chunk per call of
+  // the producer, each asked for only after the previous one was written (back-pressure), then
+  // the last chunk. A producer failure closes the connection without the last chunk.
+  void WriteStreamed(HttpResponse r) {
+    stream_header_.emplace();
+    stream_header_->version(11);
+    stream_header_->result(static_cast<unsigned>(r.status));
+    for (auto& h : r.headers) stream_header_->insert(h.name, h.value);
+    stream_header_->chunked(true);
+    stream_keep_ = keep_alive_ && !r.close_connection;
+    stream_header_->keep_alive(stream_keep_);
+    body_stream_ = std::move(r.stream);
+    stream_serializer_.emplace(*stream_header_);
+    stream_.expires_after(std::chrono::seconds(options_.request_timeout_seconds));
+    bhttp::async_write_header(stream_, *stream_serializer_,
+                              [self = shared_from_this()](beast::error_code ec, size_t) {
+                                if (ec) return self->Close();
+                                self->WriteNextChunk();
+                              });
+  }
+
+  void WriteNextChunk() {
+    chunk_.clear();
+    HttpResponse::StreamStep step = body_stream_(&chunk_);
+    if (step == HttpResponse::StreamStep::kFailed) return EndStream(false);
+    const bool last = step == HttpResponse::StreamStep::kEnd;
+    auto after = [self = shared_from_this(), last](beast::error_code ec, size_t) {
+      if (ec) return self->EndStream(false);
+      if (last) return self->WriteLastChunk();
+      self->WriteNextChunk();
+    };
+    stream_.expires_after(std::chrono::seconds(options_.request_timeout_seconds));
+    if (chunk_.empty()) {
+      // An empty chunk would read as the last one: go on (or finish) without writing.
+      if (last) return WriteLastChunk();
+      return asio::post(stream_.get_executor(),
+                        [self = shared_from_this()] { self->WriteNextChunk(); });
+    }
+    asio::async_write(stream_, bhttp::make_chunk(asio::buffer(chunk_)), std::move(after));
+  }
+
+  void WriteLastChunk() {
+    asio::async_write(
+        stream_, bhttp::make_chunk_last(),
+        [self = shared_from_this()](beast::error_code ec, size_t) { self->EndStream(!ec); });
+  }
+
+  void EndStream(bool complete) {
+    body_stream_ = nullptr;  // releases what the producer holds
+    stream_serializer_.reset();
+    stream_header_.reset();
+    std::string().swap(chunk_);
+    if (!complete || !stream_keep_) return Close();
+    ReadRequest();
+  }
+
   void Close() {
     beast::error_code ignored;
     stream_.socket().shutdown(tcp::socket::shutdown_both, ignored);
@@ -273,6 +333,12 @@ class Session : public std::enable_shared_from_this<Session> {
   beast::flat_buffer buffer_;
   std::optional<RequestParser> parser_;
   std::optional<bhttp::response<bhttp::string_body>> response_;
+  // A streamed response in progress (WriteStreamed).
+  std::optional<bhttp::response<bhttp::empty_body>> stream_header_;
+  std::optional<bhttp::response_serializer<bhttp::empty_body>> stream_serializer_;
+  HttpResponse::BodyStream body_stream_;
+  std::string chunk_;
+  bool stream_keep_ = false;
   bool keep_alive_ = true;
   bool first_request_ = true;
 };
@@ -339,6 +405,12 @@ class BeastServer final : public HttpServer {
     // The io_contexts stay alive until destruction: store callbacks may still post to them.
   }
 
+  ConnectionStats Stats() const override {
+    return ConnectionStats{accepted_.load(std::memory_order_relaxed),
+                           rejected_.load(std::memory_order_relaxed),
+                           connections_.load(std::memory_order_relaxed)};
+  }
+
  private:
   struct Loop {
     asio::io_context context{1};
@@ -353,9 +425,11 @@ class BeastServer final : public HttpServer {
       if (!ec) {
         if (connections_.fetch_add(1, std::memory_order_relaxed) >= options_.max_connections) {
           connections_.fetch_sub(1, std::memory_order_relaxed);
+          rejected_.fetch_add(1, std::memory_order_relaxed);
           beast::error_code ignored;
           socket.close(ignored);
         } else {
+          accepted_.fetch_add(1, std::memory_order_relaxed);
           socket.set_option(tcp::no_delay(true), ec);
           std::make_shared<Session>(std::move(socket), options_, handler_, &connections_)->Start();
         }
@@ -368,6 +442,8 @@ class BeastServer final : public HttpServer {
   HttpHandler* handler_;
   std::vector<std::unique_ptr<Loop>> loops_;
   std::atomic<size_t> connections_{0};
+  std::atomic<uint64_t> accepted_{0};
+  std::atomic<uint64_t> rejected_{0};
 };
 
 }  // namespace

@@ -15,7 +15,7 @@ namespace meterd::http {
 
 enum class RejectReason {
   kBodyTooLarge,    // Content-Length or chunked body reached the body limit
-  kHeaderTooLarge,  // request line plus headers over the header limit
+  kHeaderTooLarge,  // request line plus headers over the header limit, or too many fields
   kMalformed,       // not HTTP/1.x
 };
 
@@ -41,10 +41,18 @@ struct HttpServerOptions {
   uint16_t port = 0;  // 0: the kernel picks; Start() returns the port
   int threads = 0;    // event loops; 0: one per core
   size_t max_header_bytes = size_t{16} * 1024;
+  size_t max_header_fields = 100;  // header fields of one request (SDKs send about 10)
   size_t max_body_bytes = size_t{1024} * 1024 - 1;  // D7: a body of 1 MiB or more is refused
   int idle_timeout_seconds = 60;                    // keep-alive connection with no request
   int request_timeout_seconds = 30;                 // to receive one whole request
   size_t max_connections = 10000;
+};
+
+// What one server's acceptors saw since Start (read at any time, e.g. by a metrics scrape).
+struct ConnectionStats {
+  uint64_t accepted = 0;  // connections taken and served
+  uint64_t rejected = 0;  // closed at once because max_connections were open
+  uint64_t open = 0;      // open now
 };
 
 class HttpServer {
@@ -54,6 +62,8 @@ class HttpServer {
   virtual Result<uint16_t> Start() = 0;
   // Stops accepting, closes connections, joins the event loops. Idempotent.
   virtual void Stop() = 0;
+  // Thread-safe.
+  virtual ConnectionStats Stats() const = 0;
 };
 
 // `handler` is not owned and must outlive the server.

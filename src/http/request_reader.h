@@ -30,7 +30,8 @@ struct ReadResult {
 
 // Reads `bytes` as what a client sent on one connection before closing its sending side (as a
 // connection would deliver them in `segment_bytes` pieces at most; 0: as many as the server
-// reads at once). Only the limits of `limits` are used (max_header_bytes, max_body_bytes).
+// reads at once). Only the limits of `limits` are used (max_header_bytes, max_header_fields,
+// max_body_bytes).
 // Bytes that end inside a request are refused as kMalformed, as the server does when the client
 // half-closes in the middle of a request.
 ReadResult ParseRequestBytes(std::string_view bytes, const HttpServerOptions& limits,

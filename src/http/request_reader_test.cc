@@ -142,6 +142,23 @@ TEST(RequestReaderTest, HeaderLimitHoldsForAHeaderSentInPieces) {
   EXPECT_EQ(r.reject, RejectReason::kHeaderTooLarge);
 }
 
+TEST(RequestReaderTest, HeaderFieldCountIsLimited) {
+  // The server's default: 100 fields, however small they are.
+  auto with_fields = [](int n) {
+    std::string bytes = "GET / HTTP/1.1\r\n";
+    for (int i = 0; i < n; ++i) bytes += "X-" + std::to_string(i) + ": 1\r\n";
+    return bytes + "\r\n";
+  };
+  EXPECT_EQ(Read(with_fields(100), HttpServerOptions()).requests.size(), 1u);
+  ReadResult r = Read(with_fields(101), HttpServerOptions());
+  EXPECT_TRUE(r.requests.empty());
+  EXPECT_EQ(r.reject, RejectReason::kHeaderTooLarge);
+  HttpServerOptions few;
+  few.max_header_fields = 3;
+  EXPECT_EQ(Read(with_fields(3), few).requests.size(), 1u);
+  EXPECT_EQ(Read(with_fields(4), few).reject, RejectReason::kHeaderTooLarge);
+}
+
 TEST(RequestReaderTest, BodyLimitIsRefusedFromTheLengthAlone) {
   const HttpServerOptions limits = Limits(1024, 10);
   EXPECT_EQ(Read(Post(std::string(10, 'b')), limits).requests.size(), 1u);

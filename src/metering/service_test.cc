@@ -481,6 +481,7 @@ class FailingBackend final : public store::Backend {
   Status Commit() override { return Status(StatusCode::kIoError, "disk full"); }
   void Rollback() override { inner_->Rollback(); }
   Result<int64_t> CountUsageRows() override { return inner_->CountUsageRows(); }
+  store::AuditReader& audit_reader() override { return inner_->audit_reader(); }
 
  private:
   std::unique_ptr<store::Backend> inner_;

@@ -1,9 +1,11 @@
 #include "protocol/api_handler.h"
 
+#include <chrono>
 #include <string_view>
 
 #include "common/clock.h"
 #include "common/crypto.h"
+#include "json/json.h"
 #include "protocol/codec.h"
 #include "protocol/errors.h"
 
@@ -16,13 +18,38 @@ std::string_view PathOf(std::string_view target) {
   return q == std::string_view::npos ? target : target.substr(0, q);
 }
 
+// Per-record outcomes for the observers: only the metering operations store records.
+void CountRecords(const metering::BatchMeterUsageOutput& out, RecordCounts* counts) {
+  for (const auto& r : out.results) {
+    switch (r.status) {
+      case metering::RecordStatus::kSuccess:
+        ++counts->success;
+        break;
+      case metering::RecordStatus::kDuplicateRecord:
+        ++counts->duplicate;
+        break;
+      case metering::RecordStatus::kCustomerNotSubscribed:
+        ++counts->customer_not_subscribed;
+        break;
+    }
+  }
+  counts->unprocessed += static_cast<int>(out.unprocessed.size());
+}
+void CountRecords(const metering::MeterUsageOutput& /*out*/, RecordCounts* counts) {
+  ++counts->success;
+}
+template <typename Output>
+void CountRecords(const Output& /*out*/, RecordCounts* /*counts*/) {}
+
 // The service's callback for one operation: hands the server a builder that encodes the output
-// (or the error) on the connection's event loop.
+// (or the error) on the connection's event loop. `call` (may be null) gets the record counts.
 template <typename Output>
 std::function<void(Result<Output>)> Reply(http::Responder respond, std::string request_id,
-                                          std::string (*encode)(const Output&)) {
-  return [respond = std::move(respond), request_id = std::move(request_id),
-          encode](Result<Output> out) {
+                                          std::string (*encode)(const Output&),
+                                          std::shared_ptr<ApiCall> call) {
+  return [respond = std::move(respond), request_id = std::move(request_id), encode,
+          call = std::move(call)](Result<Output> out) {
+    if (call != nullptr && out.ok()) CountRecords(*out, &call->records);
     respond([out = std::move(out), request_id, encode] {
       if (!out.ok()) return ErrorResponse(out.status(), request_id);
       return JsonResponse(encode(*out), request_id);
@@ -30,9 +57,59 @@ std::function<void(Result<Output>)> Reply(http::Responder respond, std::string r
   };
 }
 
+int64_t SteadyMicros() {
+  return std::chrono::duration_cast<std::chrono::microseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+// The error shape name and message of an error response, as the client saw them.
+void ReadWireError(const HttpResponse& r, ApiCall* call) {
+  Result<json::Value> body = json::Parse(r.body);
+  if (!body.ok() || !body->is_object()) return;
+  if (const json::Value* type = body->Find("__type"); type != nullptr && type->is_string()) {
+    call->error_code = type->text();
+  }
+  if (const json::Value* message = body->Find("message");
+      message != nullptr && message->is_string()) {
+    call->error_message = message->text();
+  }
+}
+
 }  // namespace
 
+http::Responder ApiHandler::Observe(std::shared_ptr<ApiCall> call, http::Responder respond) const {
+  return [observer = observer_, call = std::move(call), start_us = SteadyMicros(),
+          inner = std::move(respond)](http::ResponseBuilder build) {
+    inner([observer, call, start_us, build = std::move(build)] {
+      HttpResponse r = build();
+      call->http_status = r.status;
+      call->latency_us = SteadyMicros() - start_us;
+      if (r.status != 200) ReadWireError(r, call.get());
+      call->response_body = r.body;
+      observer->OnApiCall(*call);
+      return r;
+    });
+  };
+}
+
 HttpResponse ApiHandler::Reject(http::RejectReason reason) {
+  HttpResponse r = RejectResponse(reason);
+  if (observer_ != nullptr) {
+    ApiCall call;
+    for (const HttpHeader& h : r.headers) {
+      if (h.name == "x-amzn-RequestId") call.request_id = h.value;
+    }
+    call.received_ms = WallClockMillis();
+    call.http_status = r.status;
+    ReadWireError(r, &call);
+    call.response_body = r.body;
+    observer_->OnApiCall(call);
+  }
+  return r;
+}
+
+HttpResponse ApiHandler::RejectResponse(http::RejectReason reason) {
   std::string request_id = RandomUuid();
   switch (reason) {
     case http::RejectReason::kBodyTooLarge:
@@ -41,7 +118,8 @@ HttpResponse ApiHandler::Reject(http::RejectReason reason) {
                            request_id);
     case http::RejectReason::kHeaderTooLarge:
       return ErrorResponse(
-          Status(StatusCode::kRequestTooLarge, "Request headers must be less than 16 KiB."),
+          Status(StatusCode::kRequestTooLarge,
+                 "Request headers must be less than 16 KiB in 100 fields at most."),
           request_id);
     case http::RejectReason::kMalformed:
       break;
@@ -55,6 +133,16 @@ HttpResponse ApiHandler::Reject(http::RejectReason reason) {
 
 void ApiHandler::Handle(HttpRequest request, http::Responder respond) {
   std::string request_id = RandomUuid();
+  std::shared_ptr<ApiCall> call;
+  if (observer_ != nullptr) {
+    call = std::make_shared<ApiCall>();
+    call->request_id = request_id;
+    call->received_ms = WallClockMillis();
+    call->source_ip = request.remote_address;
+    if (const std::string* agent = request.FindHeader("user-agent")) call->user_agent = *agent;
+    call->request_body = request.body;
+    respond = Observe(call, std::move(respond));
+  }
   auto fail = [&](Status st) {
     respond([st = std::move(st), request_id] { return ErrorResponse(st, request_id); });
   };
@@ -73,10 +161,6 @@ void ApiHandler::Handle(HttpRequest request, http::Responder respond) {
     });
   }
 
-  auth::RequestView view{request.method, request.target, &request.headers, request.body};
-  Result<auth::VerifiedRequest> verified = verifier_->Verify(view, WallClockMillis());
-  if (!verified.ok()) return fail(verified.status());
-
   const std::string* target = request.FindHeader("x-amz-target");
   std::string_view operation;
   if (target != nullptr) {
@@ -87,10 +171,31 @@ void ApiHandler::Handle(HttpRequest request, http::Responder respond) {
       operation = t.substr(prefix.size() + 1);
     }
   }
+  if (call != nullptr) {
+    // Known before the signature is checked, so that refused calls are named too.
+    if (!operation.empty() && model_->HasOperation(operation)) {
+      call->operation = std::string(operation);
+    }
+    if (const std::string* authorization = request.FindHeader("authorization")) {
+      if (auto claimed = auth::ParseAuthorizationHeader(*authorization); claimed.ok()) {
+        call->claimed_access_key_id = claimed->access_key_id;
+        call->claimed_region = claimed->region;
+      }
+    }
+  }
+
+  auth::RequestView view{request.method, request.target, &request.headers, request.body};
+  Result<auth::VerifiedRequest> verified = verifier_->Verify(view, WallClockMillis());
+  if (!verified.ok()) return fail(verified.status());
   if (operation.empty() || !model_->HasOperation(operation)) {
     return fail(Status(StatusCode::kUnknownOperation,
                        target == nullptr ? "Missing X-Amz-Target header."
                                          : "Unknown operation " + std::string(*target) + "."));
+  }
+
+  if (call != nullptr) {
+    call->region = verified->region;
+    call->access_key_id = verified->access_key_id;
   }
 
   metering::CallContext ctx;
@@ -113,6 +218,10 @@ void ApiHandler::Handle(HttpRequest request, http::Responder respond) {
       ctx.caller.account = cred->account;
     }
   }
+  if (call != nullptr) {
+    call->account = ctx.caller.account;
+    call->workload_id = ctx.caller.workload_id;
+  }
 
   // Fault injection comes before the real throttle, so an injected fault takes no token. Its
   // errors never reach the service: nothing is stored. The record mask of BatchMeterUsage is
@@ -120,6 +229,11 @@ void ApiHandler::Handle(HttpRequest request, http::Responder respond) {
   metering::FaultDecision fault;
   if (faults_ != nullptr) {
     fault = faults_->Decide(operation, ctx.caller.access_key_id, ctx.caller.account, 0);
+    if (call != nullptr) {
+      call->fault_injected = fault.latency_ms > 0 ||
+                             fault.action == metering::FaultAction::kThrottle ||
+                             fault.action == metering::FaultAction::kInternalError;
+    }
     if (fault.latency_ms > 0) {
       // Every answer of the call goes through the delay, the injected errors too.
       respond = [this, delay_ms = fault.latency_ms,
@@ -140,6 +254,7 @@ void ApiHandler::Handle(HttpRequest request, http::Responder respond) {
 
   // D14: every call counts against its bucket, also the ones that fail validation later.
   if (throttler_ != nullptr && !throttler_->Allow(ctx.caller.account, ctx.region, operation)) {
+    if (call != nullptr) call->throttled = true;
     return fail(Status(StatusCode::kThrottling, "Rate exceeded"));
   }
 
@@ -170,20 +285,23 @@ void ApiHandler::Handle(HttpRequest request, http::Responder respond) {
     metering::BatchMeterUsageInput input = DecodeBatchMeterUsage(*body);
     if (faults_ != nullptr) {
       ctx.injected_unprocessed = faults_->UnprocessedMask(fault, input.records.size());
+      if (call != nullptr) {
+        for (bool injected : ctx.injected_unprocessed) call->fault_injected |= injected;
+      }
     }
     return service_->BatchMeterUsage(ctx, std::move(input),
-                                     Reply(respond, request_id, EncodeBatchMeterUsage));
+                                     Reply(respond, request_id, EncodeBatchMeterUsage, call));
   }
   if (operation == "MeterUsage") {
     return service_->MeterUsage(ctx, DecodeMeterUsage(*body),
-                                Reply(respond, request_id, EncodeMeterUsage));
+                                Reply(respond, request_id, EncodeMeterUsage, call));
   }
   if (operation == "RegisterUsage") {
     return service_->RegisterUsage(ctx, DecodeRegisterUsage(*body),
-                                   Reply(respond, request_id, EncodeRegisterUsage));
+                                   Reply(respond, request_id, EncodeRegisterUsage, call));
   }
   service_->ResolveCustomer(ctx, DecodeResolveCustomer(*body),
-                            Reply(respond, request_id, EncodeResolveCustomer));
+                            Reply(respond, request_id, EncodeResolveCustomer, call));
 }
 
 HttpResponse ApiHandler::PublicKeys(std::string_view path, const std::string& request_id) const {

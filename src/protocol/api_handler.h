@@ -5,6 +5,7 @@
 #pragma once
 
 #include <functional>
+#include <memory>
 
 #include "auth/sigv4.h"
 #include "catalog/catalog.h"
@@ -14,6 +15,7 @@
 #include "metering/service.h"
 #include "metering/throttle.h"
 #include "model/service_model.h"
+#include "protocol/api_call.h"
 
 namespace meterd::protocol {
 
@@ -42,9 +44,17 @@ class ApiHandler final : public http::HttpHandler {
   // loops, which must still exist); the destructor does it too, as a last resort.
   void StopDelays() { delays_.Stop(); }
 
+  // Every call, accepted or refused, is handed to `observer` once its response is built (see
+  // api_call.h). Not owned; set it before the server starts; null (the default) observes nothing.
+  void SetCallObserver(ApiCallObserver* observer) { observer_ = observer; }
+
  private:
   // GET /keys/<product> (JWKS) and GET /keys/<product>/<version>.pem: public, no credentials.
   HttpResponse PublicKeys(std::string_view path, const std::string& request_id) const;
+  // The response for a request that could not be read whole (Reject, before observing).
+  static HttpResponse RejectResponse(http::RejectReason reason);
+  // Wraps `respond` so that the built response completes `call` and is shown to observer_.
+  http::Responder Observe(std::shared_ptr<ApiCall> call, http::Responder respond) const;
 
   const catalog::CatalogHolder* catalog_;
   const auth::SigV4Verifier* verifier_;
@@ -53,6 +63,7 @@ class ApiHandler final : public http::HttpHandler {
   keys::SigningKeyStore* keys_;
   metering::Throttler* throttler_;
   metering::FaultInjector* faults_;
+  ApiCallObserver* observer_ = nullptr;
   // Owned: latencyMs of a fault rule delays the answer here, never on an event loop.
   metering::DelayQueue delays_;
 };

@@ -10,6 +10,7 @@
 #include <condition_variable>
 #include <csignal>
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <future>
 #include <iostream>
@@ -20,6 +21,8 @@
 #include <thread>
 
 #include "admin/admin_handler.h"
+#include "admin/console_handler.h"
+#include "audit/audit_trail.h"
 #include "auth/sigv4.h"
 #include "catalog/catalog.h"
 #include "common/clock.h"
@@ -34,6 +37,10 @@
 #include "metering/service.h"
 #include "metering/throttle.h"
 #include "model/service_model.h"
+#include "observability/access_log.h"
+#include "observability/log.h"
+#include "observability/meterd_metrics.h"
+#include "observability/ops_endpoints.h"
 #include "protocol/api_handler.h"
 #include "store/postgres_store.h"
 #include "store/store.h"
@@ -44,6 +51,7 @@ struct ServeOptions {
   std::string listen = "127.0.0.1:8080";
   std::string admin_listen = "127.0.0.1:8081";
   std::string admin_token_file;  // default: DATA/admin-token
+  std::string console_dir;       // default: <bindir>/../console; off: no console
   std::string data_dir = "./data";
   std::string catalog_path;
   std::string store = "sqlite";
@@ -61,6 +69,11 @@ struct ServeOptions {
   int task_metering_interval_seconds = 10;
   std::string throttle = "on";
   meterd::metering::ThrottleSettings throttle_rates;
+  std::string log_level = "info";
+  std::string log_format = "text";
+  std::string access_log = "off";
+  double audit_retention_days = meterd::audit::kDefaultRetentionDays;
+  int audit_prune_interval_seconds = 60;
 };
 
 // Options of the offline subcommands (keys export, verify-token).
@@ -121,14 +134,31 @@ std::string ParseListen(const std::string& listen, meterd::http::HttpServerOptio
   return "";
 }
 
+// Where the console's files are when --console-dir is not given: <bindir>/../console, which is
+// where the build puts them (build/bin/meterd, build/console/) and where an install would.
+std::string DefaultConsoleDir() {
+  std::error_code ec;
+  std::filesystem::path exe = std::filesystem::read_symlink("/proc/self/exe", ec);
+  if (ec) return "console";
+  return (exe.parent_path().parent_path() / "console").string();
+}
+
 int Fail(const std::string& message) {
-  std::cerr << "meterd: " << message << std::endl;
+  meterd::log::Error(message);
   return 1;
 }
 
 int Serve(const ServeOptions& opt) {
   using namespace meterd;
   umask(077);  // every file meterd creates is private (SQLite's -wal and -shm too)
+  log::Level log_level;
+  log::Format log_format;
+  if (!log::ParseLevel(opt.log_level, &log_level)) {
+    return Fail("--log-level must be debug, info, warn or error");
+  }
+  if (!log::ParseFormat(opt.log_format, &log_format))
+    return Fail("--log-format must be text or json");
+  log::Configure(log_level, log_format);
   // Block the stop signals in every thread; the main thread waits for them below.
   sigset_t signals;
   sigemptyset(&signals);
@@ -151,8 +181,8 @@ int Serve(const ServeOptions& opt) {
     auto manual = std::make_unique<ManualClock>(start);
     manual_clock = manual.get();
     clock = std::move(manual);
-    std::cerr << "meterd: WARNING: manual test clock at " << FormatIso8601(start)
-              << "; business time moves only through the admin API (meterctl clock)" << std::endl;
+    log::Warn("manual test clock at " + FormatIso8601(start) +
+              "; business time moves only through the admin API (meterctl clock)");
   } else {
     return Fail("--clock must be system or manual");
   }
@@ -173,12 +203,18 @@ int Serve(const ServeOptions& opt) {
   if (!empty.ok()) return Fail(empty.status().ToString());
   catalog::CatalogHolder holder(*empty);
 
+  // Metrics (docs/OBSERVABILITY.md) see every group commit and every metering API call; declared
+  // before the store, whose writer reports to them until it is closed.
+  observability::MeterdMetrics metrics;
   store::StoreOptions store_options;
   store_options.data_dir = opt.data_dir;
-  auto store = store::OpenStore(opt.store, store_options);
+  // The store and the reader of its ledger (usage reports).
+  auto store = store::OpenStoreWithReader(opt.store, store_options);
   if (!store.ok()) return Fail(store.status().ToString());
   // What the admin API shows: never a connection URL, which may hold a password.
   const std::string store_name = store::IsPostgresUrl(opt.store) ? "postgresql" : opt.store;
+  store->store->SetCommitObserver(&metrics);
+  metrics.WatchStore(store->store.get());
 
   std::unique_ptr<keys::SigningKeyStore> signing_keys;
   if (opt.store == "memory") {
@@ -200,10 +236,14 @@ int Serve(const ServeOptions& opt) {
   if (opt.throttle != "on" && opt.throttle != "off") return Fail("--throttle must be on or off");
   flags.throttle = opt.throttle_rates;
   flags.throttle.enabled = opt.throttle == "on";
+  if (!(opt.audit_retention_days > 0) || opt.audit_prune_interval_seconds < 1) {
+    return Fail("--audit-retention-days must be > 0 and --audit-prune-interval-seconds >= 1");
+  }
+  flags.audit_retention_ms = static_cast<int64_t>(opt.audit_retention_days * audit::kDayMillis);
 
   const model::ServiceModel& model = model::ServiceModel::Builtin();
   auth::SigV4Verifier verifier(&holder, model.signing_name());
-  metering::MeteringService service(&holder, clock.get(), store->get(), signing_keys.get(),
+  metering::MeteringService service(&holder, clock.get(), store->store.get(), signing_keys.get(),
                                     flags.service);
   metering::Throttler throttler(clock.get(), flags.throttle);
 
@@ -212,26 +252,55 @@ int Serve(const ServeOptions& opt) {
   deps.catalog = &holder;
   deps.clock = clock.get();
   deps.manual_clock = manual_clock;
-  deps.store = store->get();
+  deps.store = store->store.get();
   deps.service = &service;
   deps.throttler = &throttler;
   deps.signing_keys = signing_keys.get();
   control::ControlPlane control_plane(deps, flags);
   if (Status st = control_plane.Start(opt.catalog_path); !st.ok()) return Fail(st.ToString());
+  metrics.WatchCatalogVersion([&control_plane] { return control_plane.version(); });
+  observability::OpsEndpoints ops(&metrics, store->store.get(),
+                                  [&control_plane] { return control_plane.version(); });
 
   if (Status st = service.PrepareCatalog(); !st.ok()) return Fail(st.ToString());
+  ops.SetCatalogLoaded();
   if (Status st = service.MeterTaskRuns(); !st.ok()) return Fail(st.ToString());
   Ticker task_metering(std::chrono::seconds(opt.task_metering_interval_seconds), [&service] {
     if (Status st = service.MeterTaskRuns(); !st.ok()) {
-      std::cerr << "meterd: task metering pass failed (retried next pass): " << st.ToString()
-                << std::endl;
+      log::Error("task metering pass failed (retried next pass)", {{"error", st.ToString()}});
     }
   });
   metering::FaultInjector faults;
   protocol::ApiHandler handler(&holder, &verifier, &service, &model, signing_keys.get(), &throttler,
                                &faults);
+  // Whatever watches every metering API call (audit trail, access log, metrics) is added here,
+  // before the listener starts.
+  protocol::ApiCallFanout call_observers;
+  call_observers.Add(&metrics);
+  std::unique_ptr<observability::AccessLog> access_log;
+  if (opt.access_log != "off") {
+    auto opened = observability::AccessLog::Open(opt.access_log);
+    if (!opened.ok()) return Fail(opened.status().ToString());
+    access_log = std::move(opened).value();
+    call_observers.Add(access_log.get());
+  }
+  // The audit trail (D17): every metering call and admin change; pruned in the background, one
+  // small unit at a time, past the retention in force (a runtime setting).
+  audit::AuditTrail audit_trail(store->store.get(), clock.get());
+  call_observers.Add(&audit_trail);
+  Ticker audit_pruning(
+      std::chrono::seconds(opt.audit_prune_interval_seconds), [&audit_trail, &control_plane] {
+        auto pruned = audit_trail.Prune(control_plane.settings().audit_retention_ms);
+        if (!pruned.ok()) {
+          log::Error("audit pruning failed (retried next pass)",
+                     {{"error", pruned.status().ToString()}});
+        }
+      });
+  if (!call_observers.empty()) handler.SetCallObserver(&call_observers);
 
   std::unique_ptr<admin::AdminHandler> admin_handler;
+  admin::ConsoleFiles console_files;
+  std::unique_ptr<admin::ConsoleHandler> console_handler;
   std::unique_ptr<http::HttpServer> admin_server;
   if (admin_enabled) {
     const std::string token_path =
@@ -240,18 +309,44 @@ int Serve(const ServeOptions& opt) {
     auto token = admin::LoadOrCreateAdminToken(token_path, &created);
     if (!token.ok()) return Fail(token.status().ToString());
     if (created) {
+      // The one secret meterd ever prints, once, to the operator: never through the log.
       std::cerr << "meterd: new admin API token (shown once; kept in " << token_path
                 << "): " << *token << std::endl;
     }
     admin_handler = std::make_unique<admin::AdminHandler>(&control_plane, signing_keys.get(),
                                                           &faults, *token, store_name);
+    admin_handler->SetOpsEndpoints(&ops);
+    admin_handler->SetAuditTrail(&audit_trail);
+    admin_handler->SetUsageReports(store->reader.get(), &holder);
+    http::HttpHandler* admin_front = admin_handler.get();
+    if (opt.console_dir != "off") {
+      const std::string dir = opt.console_dir.empty() ? DefaultConsoleDir() : opt.console_dir;
+      auto files = admin::ConsoleFiles::Load(dir);
+      std::string missing_reason;
+      if (files.ok()) {
+        console_files = std::move(*files);
+      } else if (!opt.console_dir.empty()) {
+        return Fail("--console-dir: " + files.status().message());
+      } else {
+        missing_reason = "the console is not installed: " + files.status().message();
+        log::Warn(missing_reason);
+      }
+      console_handler = std::make_unique<admin::ConsoleHandler>(&console_files, admin_handler.get(),
+                                                                std::move(missing_reason));
+      admin_front = console_handler.get();
+    }
     admin_options.threads = 1;
     admin_options.max_body_bytes = size_t{16} * 1024 * 1024;  // whole catalogs
-    admin_server = http::NewBeastServer(admin_options, admin_handler.get());
+    admin_server = http::NewBeastServer(admin_options, admin_front);
     auto admin_port = admin_server->Start();
     if (!admin_port.ok()) return Fail("--admin-listen: " + admin_port.status().message());
+    metrics.WatchServer("admin", admin_server.get());
     std::printf("meterd: admin API listening on %s:%u\n", admin_options.host.c_str(),
                 static_cast<unsigned>(*admin_port));
+    if (console_files.size() > 0) {
+      std::printf("meterd: console at http://%s:%u/\n", admin_options.host.c_str(),
+                  static_cast<unsigned>(*admin_port));
+    }
   }
 
   http_options.threads = opt.threads;
@@ -264,20 +359,24 @@ int Serve(const ServeOptions& opt) {
   auto server = http::NewBeastServer(http_options, &handler);
   auto port = server->Start();
   if (!port.ok()) return Fail(port.status().message());
+  metrics.WatchServer("api", server.get());
+  ops.SetServing(true);
   std::printf("meterd: listening on %s:%u\n", http_options.host.c_str(),
               static_cast<unsigned>(*port));
   std::fflush(stdout);
 
   int received = 0;
   sigwait(&signals, &received);
-  std::cerr << "meterd: stopping (signal " << received << ")" << std::endl;
+  ops.SetServing(false);
+  log::Info("stopping", {{"signal", std::to_string(received)}});
   // Answer what fault injection still delays, stop taking requests, then let the writer finish
   // (and fsync) what was queued.
   handler.StopDelays();
   if (admin_server) admin_server->Stop();
   server->Stop();
   task_metering.Stop();
-  (*store)->Close();
+  audit_pruning.Stop();
+  store->store->Close();
   return 0;
 }
 
@@ -365,6 +464,9 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   serve->add_option("--admin-token-file", opt.admin_token_file,
                     "The admin API's bearer token file (default DATA/admin-token; created once)");
+  serve->add_option("--console-dir", opt.console_dir,
+                    "The web console's files, served at / of the admin listener (default "
+                    "<bindir>/../console; off: no console)");
   serve
       ->add_option("--store", opt.store,
                    "Store backend: sqlite (embedded, in --data), postgresql://... (a libpq URI: a "
@@ -429,9 +531,26 @@ int main(int argc, char** argv) {
     serve->add_option(flag, *rate, std::string(operation) + " requests/s per account and region")
         ->capture_default_str();
   }
+  serve->add_option("--log-level", opt.log_level, "Server log level: debug, info, warn or error")
+      ->capture_default_str();
+  serve->add_option("--log-format", opt.log_format, "Server log format: text or json")
+      ->capture_default_str();
+  serve
+      ->add_option("--access-log", opt.access_log,
+                   "JSON access log of metering API calls: off, stderr, stdout or a file path")
+      ->capture_default_str();
   serve
       ->add_option("--throttle-burst-seconds", opt.throttle_rates.burst_factor,
                    "A full bucket holds this many seconds of its rate")
+      ->capture_default_str();
+
+  serve
+      ->add_option("--audit-retention-days", opt.audit_retention_days,
+                   "How long audit events are kept (D17; the setting auditRetentionDays wins)")
+      ->capture_default_str();
+  serve
+      ->add_option("--audit-prune-interval-seconds", opt.audit_prune_interval_seconds,
+                   "How often expired audit events are deleted (in small batches)")
       ->capture_default_str();
 
   ToolOptions tool;

@@ -2,6 +2,7 @@
 
 #include <pthread.h>
 
+#include <chrono>
 #include <future>
 #include <vector>
 
@@ -51,7 +52,14 @@ void GroupCommitStore::Close() {
 
 StoreStats GroupCommitStore::Stats() const {
   std::lock_guard<std::mutex> lock(mu_);
-  return stats_;
+  StoreStats stats = stats_;
+  stats.queue_depth = queue_.size();
+  return stats;
+}
+
+void GroupCommitStore::SetCommitObserver(CommitObserver* observer) {
+  std::lock_guard<std::mutex> lock(mu_);
+  commit_observer_ = observer;
 }
 
 namespace {
@@ -89,18 +97,34 @@ void GroupCommitStore::WriterLoop() {
         queue_.pop_front();
       }
     }
+    const auto started = std::chrono::steady_clock::now();
     Status status = RunGroup(group);
     for (int attempt = 1; !status.ok() && attempt < kMaxGroupAttempts; ++attempt) {
       if (!backend_->ShouldRetryGroup()) break;
       status = RunGroup(group);
     }
+    const auto finished = std::chrono::steady_clock::now();
+    CommitObserver* observer = nullptr;
     {
       std::lock_guard<std::mutex> lock(mu_);
       stats_.groups++;
       stats_.units += group.size();
-      if (!status.ok()) stats_.failed_groups++;
+      if (!status.ok()) {
+        stats_.failed_groups++;
+        stats_.last_error = status.ToString();
+        stats_.last_error_steady_ms =
+            std::chrono::duration_cast<std::chrono::milliseconds>(finished.time_since_epoch())
+                .count();
+      }
+      observer = commit_observer_;
     }
     for (auto& unit : group) unit.done(status);
+    if (observer != nullptr) {
+      observer->OnGroupCommit(GroupCommit{
+          group.size(),
+          std::chrono::duration_cast<std::chrono::microseconds>(finished - started).count(),
+          status.ok()});
+    }
     group.clear();
   }
 }

@@ -31,6 +31,8 @@ class Backend {
   // the writer re-runs the whole group instead of failing it. The default: never.
   virtual bool ShouldRetryGroup() const { return false; }
   virtual Result<int64_t> CountUsageRows() = 0;
+  // Safe to use from any thread (see AuditReader).
+  virtual AuditReader& audit_reader() = 0;
 };
 
 class GroupCommitStore final : public Store {
@@ -41,7 +43,9 @@ class GroupCommitStore final : public Store {
   void Submit(WriteUnit unit) override;
   void Close() override;
   StoreStats Stats() const override;
+  void SetCommitObserver(CommitObserver* observer) override;
   Result<int64_t> CountUsageRows() override { return backend_->CountUsageRows(); }
+  AuditReader* audit_reader() override { return &backend_->audit_reader(); }
 
  private:
   void WriterLoop();
@@ -55,6 +59,7 @@ class GroupCommitStore final : public Store {
   std::deque<WriteUnit> queue_;
   bool closing_ = false;
   StoreStats stats_;
+  CommitObserver* commit_observer_ = nullptr;  // under mu_
   std::thread writer_;
 };
 

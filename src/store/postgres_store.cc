@@ -615,6 +615,11 @@ class PostgresBackend final : public Backend, public Transaction {
     return Status::Ok();
   }
 
+  // Merge step: the audit trail comes to this backend in the next commit.
+  Status PutAuditEvent(const AuditEventRow&) override { return Status::Ok(); }
+  Result<int64_t> DeleteAuditEventsBefore(int64_t, int64_t) override { return int64_t{0}; }
+  AuditReader& audit_reader() override { return unimplemented_audit_; }
+
  private:
   static constexpr size_t kMaxPooledReaders = 4;
 
@@ -854,6 +859,11 @@ class PostgresBackend final : public Backend, public Transaction {
 
   std::mutex pool_mu_;
   std::vector<PgConn> pool_;  // idle reader connections (CountUsageRows)
+  class UnimplementedAuditReader final : public AuditReader {
+    Result<AuditPage> LookupAuditEvents(const AuditQuery&) override {
+      return Status(StatusCode::kIoError, "postgresql: no audit trail yet");
+    }
+  } unimplemented_audit_;
 };
 
 }  // namespace

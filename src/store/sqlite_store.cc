@@ -5,15 +5,20 @@
 
 #include <mutex>
 
+#include "store/rollup.h"
+
 namespace meterd::store {
 
 namespace {
 
-constexpr int kSchemaVersion = 1;
+// 1: the ledger and the control plane. 2: usage rollups and the ledger's query indexes
+// (issue 5, docs/REPORTS.md); an upgrade from 1 backfills the rollups from the ledger once.
+constexpr int kSchemaVersion = 2;
 
 // The ledger is append-only: triggers refuse UPDATE and DELETE, so no code path (ours or a
 // hand-run query) can change what was acknowledged.
-constexpr const char* kSchema = R"SQL(
+constexpr const char* kSchema =
+    R"SQL(
 CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS usage_records (
   seq INTEGER PRIMARY KEY,
@@ -74,7 +79,65 @@ CREATE TABLE IF NOT EXISTS workload_entitlements (
   first_call_ms INTEGER NOT NULL,
   PRIMARY KEY (workload_id, product_code)
 );
+)SQL"
+    // --- Usage reports (schema 2): rollups kept at write time, and the indexes of ledger queries
+    // (keyset order (timestamp_ms, seq); filters by buyer account). Every index costs ingest
+    // (docs/REPORTS.md):
+    // a product filter walks the time index instead (a seller has few products).
+    R"SQL(
+CREATE TABLE IF NOT EXISTS usage_rollups (
+  granularity INTEGER NOT NULL,
+  period_ms INTEGER NOT NULL,
+  product_code TEXT NOT NULL,
+  customer_account TEXT NOT NULL,
+  dimension TEXT NOT NULL,
+  unit TEXT NOT NULL,
+  tag_key TEXT NOT NULL,
+  tag_value TEXT NOT NULL,
+  quantity INTEGER NOT NULL,
+  records INTEGER NOT NULL,
+  PRIMARY KEY (granularity, period_ms, product_code, customer_account, dimension, unit, tag_key,
+               tag_value)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS usage_records_by_time ON usage_records (timestamp_ms);
+CREATE INDEX IF NOT EXISTS usage_records_by_account ON usage_records (customer_account,
+                                                                      timestamp_ms);
 )SQL";
+
+// The audit trail (D17): events with the filterable facts in columns, indexes that serve the
+// lookup filters newest first. Standard SQL (PostgreSQL accepts it too). Created on every start
+// (IF NOT EXISTS), so data directories of earlier versions gain it.
+constexpr const char* kAuditSchema = R"SQL(
+CREATE TABLE IF NOT EXISTS audit_events (
+  event_id TEXT NOT NULL PRIMARY KEY,
+  event_time_ms BIGINT NOT NULL,
+  event_source TEXT NOT NULL,
+  event_name TEXT NOT NULL,
+  account_id TEXT NOT NULL,
+  access_key_id TEXT NOT NULL,
+  error_code TEXT NOT NULL,
+  event TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS audit_events_by_time ON audit_events (event_time_ms, event_id);
+CREATE INDEX IF NOT EXISTS audit_events_by_name
+  ON audit_events (event_name, event_time_ms, event_id);
+CREATE INDEX IF NOT EXISTS audit_events_by_account
+  ON audit_events (account_id, event_time_ms, event_id);
+CREATE INDEX IF NOT EXISTS audit_events_by_access_key
+  ON audit_events (access_key_id, event_time_ms, event_id);
+CREATE INDEX IF NOT EXISTS audit_events_by_error
+  ON audit_events (error_code, event_time_ms, event_id);
+)SQL";
+// Adds a transaction's rollup deltas: one statement per distinct key (portable upsert: SQLite
+// >= 3.24 and PostgreSQL).
+constexpr const char* kUpsertRollup = R"SQL(
+INSERT INTO usage_rollups (granularity, period_ms, product_code, customer_account, dimension,
+  unit, tag_key, tag_value, quantity, records)
+VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+ON CONFLICT (granularity, period_ms, product_code, customer_account, dimension, unit, tag_key,
+  tag_value)
+DO UPDATE SET quantity = usage_rollups.quantity + excluded.quantity,
+  records = usage_rollups.records + excluded.records)SQL";
 
 Status SqlError(sqlite3* db, const std::string& what) {
   int code = sqlite3_extended_errcode(db);
@@ -118,6 +181,102 @@ class Statement {
   sqlite3_stmt* stmt_ = nullptr;
 };
 
+// --- audit trail: the reader, on its own read-only connection ---------------------------------
+// WAL mode lets it read the last committed state while the writer commits.
+class SqliteAuditReader final : public AuditReader {
+ public:
+  ~SqliteAuditReader() override {
+    if (db_) sqlite3_close_v2(db_);
+  }
+  Status Open(const std::string& path) {
+    if (sqlite3_open_v2(path.c_str(), &db_, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, nullptr) !=
+        SQLITE_OK) {
+      return SqlError(db_, "open (audit read) " + path);
+    }
+    sqlite3_busy_timeout(db_, 5000);
+    return Status::Ok();
+  }
+
+  Result<AuditPage> LookupAuditEvents(const AuditQuery& q) override {
+    std::string sql =
+        "SELECT event_id, event_time_ms, event_source, event_name, account_id, access_key_id, "
+        "error_code, event FROM audit_events WHERE 1 = 1";
+    std::vector<std::string> texts;
+    std::vector<int64_t> numbers;
+    // Parameters are numbered: texts first (?1..), then numbers, so binding stays simple.
+    struct Param {
+      bool is_text;
+      size_t index;
+    };
+    std::vector<Param> params;
+    auto text = [&](const char* clause, const std::string& value) {
+      texts.push_back(value);
+      params.push_back({true, texts.size() - 1});
+      sql += clause;
+      sql += "?" + std::to_string(params.size());
+    };
+    auto number = [&](const char* clause, int64_t value) {
+      numbers.push_back(value);
+      params.push_back({false, numbers.size() - 1});
+      sql += clause;
+      sql += "?" + std::to_string(params.size());
+    };
+    if (!q.event_name.empty()) text(" AND event_name = ", q.event_name);
+    if (!q.event_source.empty()) text(" AND event_source = ", q.event_source);
+    if (!q.account_id.empty()) text(" AND account_id = ", q.account_id);
+    if (!q.access_key_id.empty()) text(" AND access_key_id = ", q.access_key_id);
+    if (!q.error_code.empty()) text(" AND error_code = ", q.error_code);
+    if (q.errors_only) sql += " AND error_code <> ''";
+    if (q.from_ms) number(" AND event_time_ms >= ", *q.from_ms);
+    if (q.to_ms) number(" AND event_time_ms < ", *q.to_ms);
+    if (q.after) {
+      number(" AND (event_time_ms < ", q.after->event_time_ms);
+      const size_t time_param = params.size();
+      sql += " OR (event_time_ms = ?" + std::to_string(time_param);
+      text(" AND event_id < ", q.after->event_id);
+      sql += "))";
+    }
+    number(" ORDER BY event_time_ms DESC, event_id DESC LIMIT ", static_cast<int64_t>(q.limit) + 1);
+
+    std::lock_guard<std::mutex> lock(mu_);
+    sqlite3_stmt* stmt = nullptr;
+    if (sqlite3_prepare_v2(db_, sql.c_str(), -1, &stmt, nullptr) != SQLITE_OK) {
+      return SqlError(db_, "prepare audit lookup");
+    }
+    for (size_t i = 0; i < params.size(); ++i) {
+      const int slot = static_cast<int>(i + 1);
+      if (params[i].is_text) {
+        const std::string& v = texts[params[i].index];
+        sqlite3_bind_text(stmt, slot, v.data(), static_cast<int>(v.size()), SQLITE_STATIC);
+      } else {
+        sqlite3_bind_int64(stmt, slot, numbers[params[i].index]);
+      }
+    }
+    AuditPage page;
+    int rc;
+    auto column = [stmt](int col) {
+      const auto* p = reinterpret_cast<const char*>(sqlite3_column_text(stmt, col));
+      return p ? std::string(p, static_cast<size_t>(sqlite3_column_bytes(stmt, col))) : "";
+    };
+    while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+      if (page.events.size() == q.limit) {
+        page.more = true;
+        break;
+      }
+      page.events.push_back(AuditEventRow{column(0), sqlite3_column_int64(stmt, 1), column(2),
+                                          column(3), column(4), column(5), column(6), column(7)});
+    }
+    sqlite3_finalize(stmt);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE) return SqlError(db_, "audit lookup");
+    return page;
+  }
+
+ private:
+  sqlite3* db_ = nullptr;
+  std::mutex mu_;  // one statement at a time on the connection
+};
+// --- end of audit trail ----------------------------------------------------------------------
+
 class SqliteBackend final : public Backend, public Transaction {
  public:
   ~SqliteBackend() override {
@@ -137,10 +296,13 @@ class SqliteBackend final : public Backend, public Transaction {
     delete_reg_token_.reset();
     latest_catalog_.reset();
     put_catalog_.reset();
+    put_audit_.reset();
+    delete_audit_.reset();
     begin_.reset();
     commit_.reset();
     rollback_.reset();
     count_.reset();
+    upsert_rollup_.reset();
     if (db_) sqlite3_close_v2(db_);
     if (read_db_) sqlite3_close_v2(read_db_);
   }
@@ -234,6 +396,19 @@ class SqliteBackend final : public Backend, public Transaction {
         db_,
         "INSERT INTO catalog_versions (version, document, changed_ms, change) VALUES (?1, ?2, ?3, "
         "?4)"));
+    // Audit trail.
+    put_audit_ = std::make_unique<Statement>();
+    METERD_RETURN_IF_ERROR(put_audit_->Prepare(db_, R"SQL(
+      INSERT INTO audit_events (event_id, event_time_ms, event_source, event_name, account_id,
+        access_key_id, error_code, event) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+      ON CONFLICT (event_id) DO NOTHING)SQL"));
+    delete_audit_ = std::make_unique<Statement>();
+    METERD_RETURN_IF_ERROR(delete_audit_->Prepare(db_, R"SQL(
+      DELETE FROM audit_events WHERE event_id IN (
+        SELECT event_id FROM audit_events WHERE event_time_ms < ?1
+        ORDER BY event_time_ms, event_id LIMIT ?2))SQL"));
+    METERD_RETURN_IF_ERROR(audit_reader_.Open(path));
+
     begin_ = std::make_unique<Statement>();
     METERD_RETURN_IF_ERROR(begin_->Prepare(db_, "BEGIN IMMEDIATE"));
     commit_ = std::make_unique<Statement>();
@@ -252,10 +427,18 @@ class SqliteBackend final : public Backend, public Transaction {
   }
 
   // Backend
-  Status Begin() override { return Run(*begin_, "begin"); }
+  Status Begin() override {
+    rollups_.Clear();
+    return Run(*begin_, "begin");
+  }
   Transaction& txn() override { return *this; }
-  Status Commit() override { return Run(*commit_, "commit"); }
+  AuditReader& audit_reader() override { return audit_reader_; }
+  Status Commit() override {
+    METERD_RETURN_IF_ERROR(FlushRollups());
+    return Run(*commit_, "commit");
+  }
   void Rollback() override {
+    rollups_.Clear();
     // Rollback fails harmlessly when SQLite already rolled back (e.g. after SQLITE_FULL).
     if (sqlite3_get_autocommit(db_) == 0) (void)Run(*rollback_, "rollback");
   }
@@ -291,7 +474,10 @@ class SqliteBackend final : public Backend, public Transaction {
     int rc = s.Step();
     s.Reset();
     if (rc != SQLITE_DONE) return SqlError(db_, "insert usage");
-    if (sqlite3_changes(db_) == 1) return std::optional<ExistingUsage>();
+    if (sqlite3_changes(db_) == 1) {
+      rollups_.Add(r);
+      return std::optional<ExistingUsage>();
+    }
     auto existing = FindUsage(r.dedup_key);
     if (existing.ok() && !existing->has_value()) {
       return Status(StatusCode::kCorruption, "dedup key vanished");
@@ -467,6 +653,27 @@ class SqliteBackend final : public Backend, public Transaction {
     return Run(s, "put catalog");
   }
 
+  // Audit trail.
+  Status PutAuditEvent(const AuditEventRow& row) override {
+    Statement& s = *put_audit_;
+    s.Bind(1, row.event_id);
+    s.Bind(2, row.event_time_ms);
+    s.Bind(3, row.event_source);
+    s.Bind(4, row.event_name);
+    s.Bind(5, row.account_id);
+    s.Bind(6, row.access_key_id);
+    s.Bind(7, row.error_code);
+    s.Bind(8, row.event_json);
+    return Run(s, "put audit event");
+  }
+  Result<int64_t> DeleteAuditEventsBefore(int64_t before_ms, int64_t limit) override {
+    Statement& s = *delete_audit_;
+    s.Bind(1, before_ms);
+    s.Bind(2, limit);
+    METERD_RETURN_IF_ERROR(Run(s, "delete audit events"));
+    return static_cast<int64_t>(sqlite3_changes(db_));
+  }
+
  private:
   Status Exec(const char* sql) {
     char* err = nullptr;
@@ -482,9 +689,63 @@ class SqliteBackend final : public Backend, public Transaction {
     s.Reset();
     return rc == SQLITE_DONE ? Status::Ok() : SqlError(db_, what);
   }
+  // --- Usage rollups: the group's deltas, written at commit (one upsert per distinct key).
+  Status FlushRollups() {
+    Statement& s = *upsert_rollup_;
+    for (const auto& [key, delta] : rollups_.deltas()) {
+      s.Bind(1, static_cast<int64_t>(key.granularity));
+      s.Bind(2, key.period_ms);
+      s.Bind(3, key.product_code);
+      s.Bind(4, key.customer_account);
+      s.Bind(5, key.dimension);
+      s.Bind(6, key.unit);
+      s.Bind(7, key.tag_key);
+      s.Bind(8, key.tag_value);
+      s.Bind(9, delta.quantity);
+      s.Bind(10, delta.records);
+      METERD_RETURN_IF_ERROR(Run(s, "upsert rollup"));
+    }
+    rollups_.Clear();
+    return Status::Ok();
+  }
+  // Upgrade from schema 1: the rollups of every ledger row, once, inside the migration.
+  Status BackfillRollups() {
+    sqlite3_stmt* q = nullptr;
+    if (sqlite3_prepare_v2(db_,
+                           "SELECT source, product_code, customer_account, dimension, "
+                           "usage_hour_ms, quantity, allocations FROM usage_records",
+                           -1, &q, nullptr) != SQLITE_OK) {
+      return SqlError(db_, "backfill rollups");
+    }
+    int rc;
+    UsageRow row;
+    while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
+      auto text = [q](int col) {
+        const auto* p = reinterpret_cast<const char*>(sqlite3_column_text(q, col));
+        return p ? std::string(p, static_cast<size_t>(sqlite3_column_bytes(q, col))) : "";
+      };
+      row.source = text(0);
+      row.product_code = text(1);
+      row.customer_account = text(2);
+      row.dimension = text(3);
+      row.usage_hour_ms = sqlite3_column_int64(q, 4);
+      row.quantity = sqlite3_column_int64(q, 5);
+      row.allocations_json = text(6);
+      rollups_.Add(row);
+    }
+    sqlite3_finalize(q);
+    if (rc != SQLITE_DONE) return SqlError(db_, "backfill rollups");
+    return FlushRollups();
+  }
+
   Status Migrate() {
     METERD_RETURN_IF_ERROR(Exec("BEGIN IMMEDIATE"));
     Status st = Exec(kSchema);
+    if (st.ok()) st = Exec(kAuditSchema);
+    if (st.ok()) {
+      upsert_rollup_ = std::make_unique<Statement>();
+      st = upsert_rollup_->Prepare(db_, kUpsertRollup);
+    }
     if (st.ok()) {
       sqlite3_stmt* q = nullptr;
       sqlite3_prepare_v2(db_, "SELECT max(version) FROM schema_version", -1, &q, nullptr);
@@ -495,7 +756,13 @@ class SqliteBackend final : public Backend, public Transaction {
         st = Status(StatusCode::kCorruption, "the data dir was written by a newer meterd (schema " +
                                                  std::to_string(version) + ")");
       } else if (version < kSchemaVersion) {
-        st = Exec("INSERT INTO schema_version (version) VALUES (1)");
+        // A new database has no rows: the backfill is only work on an upgrade.
+        st = BackfillRollups();
+        if (st.ok()) {
+          st = Exec(("INSERT INTO schema_version (version) VALUES (" +
+                     std::to_string(kSchemaVersion) + ")")
+                        .c_str());
+        }
       }
     }
     if (!st.ok()) {
@@ -512,6 +779,11 @@ class SqliteBackend final : public Backend, public Transaction {
       put_entitlement_, open_run_, open_runs_, stop_run_, find_reg_token_, put_reg_token_,
       list_reg_tokens_, delete_reg_token_, latest_catalog_, put_catalog_, begin_, commit_,
       rollback_, count_;
+  std::unique_ptr<Statement> put_audit_, delete_audit_;
+  SqliteAuditReader audit_reader_;
+  // --- Usage rollups
+  std::unique_ptr<Statement> upsert_rollup_;
+  RollupAccumulator rollups_;
 };
 
 }  // namespace

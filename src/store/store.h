@@ -18,6 +18,10 @@
 
 #include "common/status.h"
 
+namespace meterd::reports {
+class UsageReader;
+}
+
 namespace meterd::store {
 
 // One row of the append-only ledger.
@@ -82,6 +86,51 @@ struct CatalogVersion {
   std::string change;  // what changed, for people ("POST /v1/accounts 111122223333")
 };
 
+// --- audit trail (D17; src/audit/) ---------------------------------------------------------
+// One audit event as stored: the filterable facts in columns, the whole CloudTrail-shaped event
+// as JSON text. Events are ordered newest first by (event_time_ms, event_id).
+struct AuditEventRow {
+  std::string event_id;  // unique (UUID)
+  int64_t event_time_ms = 0;
+  std::string event_source;  // "metering-marketplace.amazonaws.com" | "meterd-admin"
+  std::string event_name;
+  std::string account_id;     // "" when unknown
+  std::string access_key_id;  // "" when unknown
+  std::string error_code;     // "" on success
+  std::string event_json;
+};
+
+// Where a page of events ended: the next page starts strictly after (older than) it.
+struct AuditPosition {
+  int64_t event_time_ms = 0;
+  std::string event_id;
+};
+
+// What LookupAuditEvents returns. Empty filter members match everything; `from_ms` inclusive,
+// `to_ms` exclusive; `errors_only` matches any non-empty error_code.
+struct AuditQuery {
+  std::string event_name, event_source, account_id, access_key_id, error_code;
+  bool errors_only = false;
+  std::optional<int64_t> from_ms, to_ms;
+  std::optional<AuditPosition> after;
+  size_t limit = 100;
+};
+
+struct AuditPage {
+  std::vector<AuditEventRow> events;  // newest first, at most `limit`
+  bool more = false;                  // more events match after the last one
+};
+
+// Reads the committed audit trail. Implementations read apart from the writer (SQLite: its own
+// read connection in WAL mode), so a lookup never holds up a commit. Thread-safe; owned by the
+// Store that hands it out.
+class AuditReader {
+ public:
+  virtual ~AuditReader() = default;
+  virtual Result<AuditPage> LookupAuditEvents(const AuditQuery& query) = 0;
+};
+// --- end of audit trail ---------------------------------------------------------------------
+
 // Reads and writes inside one group-commit transaction. Only valid inside the `apply` function
 // it was handed to, on the writer thread; not thread-safe. Errors are store errors (kIoError,
 // kCorruption): they fail the whole group, which is then rolled back.
@@ -117,6 +166,14 @@ class Transaction {
   // Stores a new version; `version` must be one more than the latest (a unique key, so two
   // nodes changing the catalog at once cannot both win).
   virtual Status PutCatalog(const CatalogVersion& version) = 0;
+
+  // --- audit trail ---
+  // Inserts an event; an event whose event_id is stored already is left as it is (not an error,
+  // so a repeated event never fails the group it shares with ledger writes).
+  virtual Status PutAuditEvent(const AuditEventRow& row) = 0;
+  // Deletes at most `limit` of the oldest events with event_time_ms < `before_ms`; returns how
+  // many it deleted (retention: one small bounded unit at a time).
+  virtual Result<int64_t> DeleteAuditEventsBefore(int64_t before_ms, int64_t limit) = 0;
 };
 
 // The keys a unit is going to read, declared before it is submitted, so that a backend on a
@@ -147,6 +204,25 @@ struct StoreStats {
   uint64_t groups = 0;
   uint64_t units = 0;
   uint64_t failed_groups = 0;
+  size_t queue_depth = 0;            // units submitted and not yet taken by the writer
+  std::string last_error;            // the store error of the most recent failed group
+  int64_t last_error_steady_ms = 0;  // when it failed (steady clock, for ages); 0: never
+};
+
+// One group commit as the writer finished it: what metrics need, in the store's own terms (the
+// store knows no metrics format).
+struct GroupCommit {
+  size_t units = 0;
+  int64_t duration_us = 0;  // from Begin to the end of Commit (or Rollback)
+  bool ok = true;           // false: a store error failed the whole group
+};
+
+// Sees every group commit. Called on the writer thread after the group's units were answered;
+// must be thread-safe and must not block (it delays the next group).
+class CommitObserver {
+ public:
+  virtual ~CommitObserver() = default;
+  virtual void OnGroupCommit(const GroupCommit& group) = 0;
 };
 
 // Thread-safe. Submit may be called from any thread.
@@ -157,8 +233,12 @@ class Store {
   // Stops accepting work, finishes what is queued, and joins the writer. Idempotent.
   virtual void Close() = 0;
   virtual StoreStats Stats() const = 0;
+  // `observer` (not owned; null: none) sees every later group commit. Call it at start-up.
+  virtual void SetCommitObserver(CommitObserver* observer) {}
   // Number of ledger rows (reads the committed state; for tests and diagnostics).
   virtual Result<int64_t> CountUsageRows() = 0;
+  // The audit trail's reader (never null; lives as long as the store).
+  virtual AuditReader* audit_reader() = 0;
 };
 
 // Submits one unit and blocks until it committed or failed (start-up, control-plane and
@@ -175,5 +255,18 @@ struct StoreOptions {
 // several nodes share; see postgres_store.h) or "memory" (tests only: nothing survives the
 // process).
 Result<std::unique_ptr<Store>> OpenStore(const std::string& url, const StoreOptions& options);
+
+// --- Usage reports: the store and the reader of its committed ledger and rollups
+// (reports/usage_reader.h). The reader may hold a pointer into the store: destroy it first
+// (members are destroyed in reverse order, so an OpenedStore does that itself).
+struct OpenedStore {
+  std::unique_ptr<Store> store;
+  std::unique_ptr<reports::UsageReader> reader;
+  OpenedStore();
+  OpenedStore(OpenedStore&&) noexcept;
+  OpenedStore& operator=(OpenedStore&&) noexcept;
+  ~OpenedStore();
+};
+Result<OpenedStore> OpenStoreWithReader(const std::string& url, const StoreOptions& options);
 
 }  // namespace meterd::store

@@ -325,6 +325,34 @@ class SecretsTest(ServerTestCase):
                 for line in pem_body_lines(f.read()):
                     cls.secret("DATA/keys/%s PEM line" % name, line)
         cls.secret("admin token", admin_token)
+        cls.read_audit_trail()
+
+    @classmethod
+    def read_audit_trail(cls):
+        """The whole audit trail (D17), once every event of the calls above is committed: the
+        lookup answers page by page, the export, and meterctl's export."""
+        last = None
+        for _ in range(100):
+            stats = cls.admin_json("GET", "/v1/audit")
+            if stats == last:
+                break
+            last = stats
+            time.sleep(0.2)
+        cls.audit_texts = []
+        query = "limit=1000"
+        while True:
+            status, headers, text = cls.admin_raw("GET", "/v1/audit/events?" + query)
+            if status != 200:
+                raise AssertionError("GET /v1/audit/events -> %d: %s" % (status, text))
+            cls.audit_texts.append(("audit lookup", text))
+            cursor = json.loads(text).get("nextCursor")
+            if not cursor:
+                break
+            query = "limit=1000&cursor=" + cursor
+        status, headers, text = cls.admin_raw("GET", "/v1/audit/export?format=jsonl")
+        cls.audit_texts.append(("audit export", headers + text))
+        cls.audit_texts.append(("meterctl audit export",
+                                cls.server.meterctl("audit", "export").stdout))
 
     @classmethod
     def tearDownClass(cls):
@@ -394,6 +422,20 @@ class SecretsTest(ServerTestCase):
             with self.subTest(refusal=what):
                 self.assertNoSecret("refused admin request (%s)" % what, text)
                 self.assertNotIn("PRIVATE KEY", text)
+
+    def test_audit_trail_carries_no_secret(self):
+        events = [json.loads(line) for line in self.audit_texts[-1][1].splitlines()]
+        # Every metering call and every admin change is there, refused ones too.
+        self.assertGreaterEqual(len([e for e in events if e["eventSource"] == "meterd-admin"]),
+                                len(self.admin_refusals) - 3 + len(self.created))
+        self.assertGreaterEqual(len([e for e in events if e["eventSource"] != "meterd-admin"]),
+                                len(self.metering_answers))
+        for what, text in self.audit_texts:
+            with self.subTest(read=what):
+                self.assertNoSecret(what, text)
+                self.assertNotIn("PRIVATE KEY", text)
+                self.assertNotIn("Signature=", text)
+                self.assertNotRegex(text, r'"(secretAccessKey|sessionToken|privateKeyPem)"')
 
     def test_server_log_carries_no_secret(self):
         self.assertIsNone(self.log_problem(self.server))

@@ -109,11 +109,22 @@ export class Meterd {
     this.extraArgs = [...extraArgs, ...(throttle ? [] : ['--throttle', 'off'])];
     this.proc = null;
     this.port = null;
+    this.adminPort = null;
     this.clients = [];
   }
 
   get endpoint() {
     return `http://127.0.0.1:${this.port}`;
+  }
+
+  /** The admin listener (and web console), from `meterd: admin API listening on HOST:PORT`. */
+  get adminEndpoint() {
+    return `http://127.0.0.1:${this.adminPort}`;
+  }
+
+  /** The admin API's bearer token (DATA/admin-token, created at first start). */
+  adminToken() {
+    return readFileSync(path.join(this.dataDir, 'admin-token'), 'utf8').trim();
   }
 
   start(timeoutMs = 20000) {
@@ -150,6 +161,9 @@ export class Meterd {
         while ((nl = buf.indexOf('\n')) >= 0) {
           const line = buf.slice(0, nl).trim();
           buf = buf.slice(nl + 1);
+          if (line.startsWith('meterd: admin API listening on ')) {
+            this.adminPort = Number.parseInt(line.slice(line.lastIndexOf(':') + 1), 10);
+          }
           if (line.startsWith('meterd: listening on ')) {
             this.port = Number.parseInt(line.slice(line.lastIndexOf(':') + 1), 10);
             done = true;

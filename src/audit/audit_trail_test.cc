@@ -11,11 +11,12 @@
 #include "audit/audit_event.h"
 #include "common/time_util.h"
 #include "json/json.h"
+#include "store/postgres_test_server.h"
 
 namespace meterd::audit {
 namespace {
 
-// The trail over each store backend (the reader contract holds for both).
+// The trail over each store backend (the reader contract holds for all).
 class AuditTrailTest : public ::testing::TestWithParam<std::string> {
  protected:
   void SetUp() override {
@@ -24,7 +25,11 @@ class AuditTrailTest : public ::testing::TestWithParam<std::string> {
     dir_ = dir;
     store::StoreOptions options;
     options.data_dir = dir_;
-    auto store = store::OpenStore(GetParam(), options);
+    std::string why;
+    auto url = store::PostgresTestServer::StoreUrlFor(GetParam(), &why);
+    ASSERT_TRUE(url.ok()) << url.status().ToString();
+    if (url->empty()) GTEST_SKIP() << why;
+    auto store = store::OpenStore(*url, options);
     ASSERT_TRUE(store.ok()) << store.status().ToString();
     store_ = std::move(*store);
     clock_ = std::make_unique<ManualClock>(*ParseIso8601("2026-11-01T00:00:00Z"));
@@ -158,7 +163,8 @@ TEST_P(AuditTrailTest, EventsAfterCloseAreCountedAsLost) {
   EXPECT_EQ(trail_->stats().recorded, 0u);
 }
 
-INSTANTIATE_TEST_SUITE_P(Backends, AuditTrailTest, ::testing::Values("memory", "sqlite"));
+INSTANTIATE_TEST_SUITE_P(Backends, AuditTrailTest,
+                         ::testing::Values("memory", "sqlite", "postgresql"));
 
 }  // namespace
 }  // namespace meterd::audit

@@ -40,17 +40,12 @@ class ServiceTest : public ::testing::TestWithParam<std::string> {
     dir_ = std::filesystem::temp_directory_path() /
            ("meterd-service-test-" + std::to_string(getpid()) + "-" + std::to_string(counter_++));
     std::filesystem::create_directories(dir_);
-    store_url_ = GetParam();
-    if (GetParam() == "postgresql") {
-      // A fresh database on the shared test server (store/postgres_test_server.h).
-      std::string why;
-      auto server = store::PostgresTestServer::Shared(&why);
-      ASSERT_TRUE(server.ok()) << server.status().ToString();
-      if (*server == nullptr) GTEST_SKIP() << why;
-      auto url = (*server)->CreateDatabase();
-      ASSERT_TRUE(url.ok()) << url.status().ToString();
-      store_url_ = *url;
-    }
+    // PostgreSQL: a fresh database on the shared test server (store/postgres_test_server.h).
+    std::string why;
+    auto url = store::PostgresTestServer::StoreUrlFor(GetParam(), &why);
+    ASSERT_TRUE(url.ok()) << url.status().ToString();
+    if (url->empty()) GTEST_SKIP() << why;
+    store_url_ = *url;
     OpenStore();
   }
   void TearDown() override {

@@ -92,8 +92,7 @@ TEST_F(OpsEndpointsTest, ReadyzFailsAfterAFailedGroupCommitAndWhenTheStoreIsClos
   failing_ = false;
   // The writer calls the observer after answering the group's units; the next group starts only
   // after that call, so once a second unit was answered the failure has been counted.
-  EXPECT_TRUE(
-      store::SubmitAndWait(&store_, [](store::Transaction&) { return Status::Ok(); }).ok());
+  EXPECT_TRUE(store::SubmitAndWait(&store_, [](store::Transaction&) { return Status::Ok(); }).ok());
   EXPECT_EQ(metrics_.family(Metric::kStoreErrors).With({}).value(), 1);
   // The store answers again, but a group failed moments ago: not ready.
   HttpResponse r = Get("/readyz");

@@ -1,15 +1,19 @@
-// Usage reports: rollups kept at write time against sums over the ledger (SQLite and memory),
+// Usage reports: rollups kept at write time against sums over the ledger (SQLite, memory and
+// PostgreSQL),
 // the upgrade backfill, cursors, CSV quoting, parameters and billed amounts.
 #include <gtest/gtest.h>
+#include <libpq-fe.h>
 #include <sqlite3.h>
 #include <stdlib.h>
 
 #include <filesystem>
 #include <map>
 #include <random>
+#include <set>
 
 #include "common/time_util.h"
 #include "reports/report.h"
+#include "store/postgres_test_server.h"
 #include "store/store.h"
 
 namespace meterd::reports {
@@ -146,7 +150,11 @@ TEST_P(ReportsStoreTest, RollupsEqualTheSumsOfTheLedger) {
   TempDir dir;
   store::StoreOptions options;
   options.data_dir = dir.path();
-  auto opened = store::OpenStoreWithReader(GetParam(), options);
+  std::string why;
+  auto url = store::PostgresTestServer::StoreUrlFor(GetParam(), &why);
+  ASSERT_TRUE(url.ok()) << url.status().ToString();
+  if (url->empty()) GTEST_SKIP() << why;
+  auto opened = store::OpenStoreWithReader(*url, options);
   ASSERT_TRUE(opened.ok()) << opened.status().ToString();
   std::vector<UsageRow> kept = Fill(opened->store.get(), 1500, 42);
   EXPECT_EQ(*opened->store->CountUsageRows(), static_cast<int64_t>(kept.size()));
@@ -184,7 +192,8 @@ TEST_P(ReportsStoreTest, RollupsEqualTheSumsOfTheLedger) {
   for (const auto& rec : page->records) EXPECT_TRUE(filter.Matches(rec.row));
 }
 
-INSTANTIATE_TEST_SUITE_P(Backends, ReportsStoreTest, ::testing::Values("sqlite", "memory"));
+INSTANTIATE_TEST_SUITE_P(Backends, ReportsStoreTest,
+                         ::testing::Values("sqlite", "memory", "postgresql"));
 
 TEST(ReportsMigrationTest, AnUpgradeFromSchemaOneBackfillsTheRollups) {
   TempDir dir;
@@ -209,6 +218,39 @@ TEST(ReportsMigrationTest, AnUpgradeFromSchemaOneBackfillsTheRollups) {
   auto reopened = store::OpenStoreWithReader("sqlite", options);
   ASSERT_TRUE(reopened.ok()) << reopened.status().ToString();
   EXPECT_EQ(Actual(reopened->reader.get()), Expected(kept));
+}
+
+// PostgreSQL: a database of schema 1 (no seq, rollups or audit table) gains them, with the
+// rollups of the rows it held and a seq for each.
+TEST(ReportsMigrationTest, AnUpgradeOfAPostgresqlDatabaseBackfillsTheRollups) {
+  std::string why;
+  auto url = store::PostgresTestServer::StoreUrlFor("postgresql", &why);
+  ASSERT_TRUE(url.ok()) << url.status().ToString();
+  if (url->empty()) GTEST_SKIP() << why;
+  std::vector<UsageRow> kept;
+  {
+    auto opened = store::OpenStoreWithReader(*url, store::StoreOptions());
+    ASSERT_TRUE(opened.ok()) << opened.status().ToString();
+    kept = Fill(opened->store.get(), 400, 7);
+  }
+  PGconn* conn = PQconnectdb(url->c_str());
+  PGresult* r = PQexec(conn,
+                       "DROP TABLE usage_rollups; DROP TABLE audit_events; "
+                       "ALTER TABLE usage_records DROP COLUMN seq; "  // and its indexes
+                       "UPDATE schema_version SET version = 1");
+  EXPECT_EQ(PQresultStatus(r), PGRES_COMMAND_OK) << PQresultErrorMessage(r);
+  PQclear(r);
+  PQfinish(conn);
+  auto reopened = store::OpenStoreWithReader(*url, store::StoreOptions());
+  ASSERT_TRUE(reopened.ok()) << reopened.status().ToString();
+  EXPECT_EQ(Actual(reopened->reader.get()), Expected(kept));
+  auto page = reopened->reader->ListUsage({}, std::nullopt, 1000);
+  ASSERT_TRUE(page.ok()) << page.status().ToString();
+  EXPECT_EQ(page->records.size(), kept.size());
+  std::set<int64_t> seqs;
+  for (const auto& rec : page->records) seqs.insert(rec.position.seq);
+  EXPECT_EQ(seqs.size(), kept.size());
+  EXPECT_TRUE(reopened->store->audit_reader()->LookupAuditEvents({}).ok());
 }
 
 TEST(ReportsTest, CursorsRoundTripAndRefuseForgeries) {

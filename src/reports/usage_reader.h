@@ -1,7 +1,8 @@
 // UsageReader: the read side of the ledger for reports (docs/REPORTS.md). Queries of accepted
 // records in keyset order, and the rollups kept at write time (store/rollup.h), so that no
 // report scans the ledger. Implementations: SQLite (sqlite_usage_reader.cc: its own read-only
-// connections, so reads never wait for the writer nor hold it up; WAL) and memory (the memory
+// connections, so reads never wait for the writer nor hold it up; WAL), PostgreSQL
+// (postgres_usage_reader.cc: the store's pool of read connections) and memory (the memory
 // store's committed state). store::OpenStoreWithReader gives the one that matches the store.
 //
 // Thread-safe: every method may be called from any thread, concurrently with the writer. A reader
@@ -9,6 +10,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -16,6 +18,10 @@
 #include "common/status.h"
 #include "store/rollup.h"
 #include "store/store.h"
+
+namespace meterd::store {
+class PgReadPool;  // store/postgres_connection.h
+}
 
 namespace meterd::reports {
 
@@ -82,5 +88,9 @@ class UsageReader {
 
 // Read-only connections to `<data_dir>/meterd.db` (which must exist, at the current schema).
 Result<std::unique_ptr<UsageReader>> OpenSqliteUsageReader(const std::string& data_dir);
+
+// Queries on the PostgreSQL store's read pool (store::PostgresBackendReadPool), of a database
+// the store has brought to the current schema.
+std::unique_ptr<UsageReader> NewPostgresUsageReader(std::shared_ptr<store::PgReadPool> pool);
 
 }  // namespace meterd::reports

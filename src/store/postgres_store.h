@@ -14,12 +14,18 @@
 //     DuplicateRecord, IdempotencyConflict). Serialization failures and deadlocks are retried
 //     the same way.
 //
+// The same pipeline carries the group's audit events (multi-row INSERT ... ON CONFLICT DO
+// NOTHING) and, after the ledger rows, the group's rollup deltas (store/rollup.h: one upsert row
+// per distinct key, INSERT ... ON CONFLICT DO UPDATE adding to the totals). A re-run group
+// starts from nothing: the deltas and events of the failed attempt are dropped with it.
+//
 // Listing reads and writes with a result (ListOpenRuns, LatestCatalog, DeleteRegistrationToken,
-// ...) open the transaction early and run in it.
+// DeleteAuditEventsBefore, ...) open the transaction early and run in it.
 //
 // A lost connection fails the group with kIoError (InternalServiceErrorException, retryable);
 // nothing is acknowledged before COMMIT returned ok; the next group reconnects. The writer
-// thread owns one connection; CountUsageRows, from any thread, uses a small pool of its own.
+// thread owns one connection; reads from other threads (CountUsageRows, the AuditReader, the
+// reports::UsageReader) share a small pool of their own (store/postgres_connection.h).
 //
 // The schema is created and migrated by meterd (table schema_version); nodes starting at once
 // serialize on a row lock of that table, so each step is applied once.
@@ -37,5 +43,10 @@ bool IsPostgresUrl(const std::string& url);
 
 // Connects to `url` (a libpq connection URI) and creates or migrates the schema.
 Result<std::unique_ptr<Backend>> OpenPostgresBackend(const std::string& url);
+
+class PgReadPool;
+// The read pool of a backend opened by OpenPostgresBackend (shared: it outlives the backend if
+// a reader holds it); nullptr for any other backend.
+std::shared_ptr<PgReadPool> PostgresBackendReadPool(Backend* backend);
 
 }  // namespace meterd::store

@@ -95,7 +95,7 @@ TEST_F(PostgresStoreTest, NodesStartingTogetherMigrateOnce) {
     starts.push_back(std::async(std::launch::async, [this] { return Open() != nullptr; }));
   }
   for (auto& s : starts) EXPECT_TRUE(s.get());
-  EXPECT_EQ(Query("SELECT id, version FROM schema_version"), std::vector<std::string>{"1\t1"});
+  EXPECT_EQ(Query("SELECT id, version FROM schema_version"), std::vector<std::string>{"1\t2"});
 }
 
 TEST_F(PostgresStoreTest, RefusesASchemaFromANewerMeterd) {
@@ -177,7 +177,8 @@ TEST_F(PostgresStoreTest, AGroupReadsItsOwnWritesAndDeclaredKeys) {
 }
 
 // Node A decides a key is absent; node B stores it before A commits. A's commit must not bill
-// it again: the group runs again and answers with B's row, as one node would have.
+// it again: the group runs again and answers with B's row, as one node would have. Nothing of
+// A's failed attempt is written: neither its rollup deltas nor its audit events.
 TEST_F(PostgresStoreTest, ALostRaceRunsTheGroupAgainAndSeesTheWinner) {
   auto node_a = Open();
   auto node_b = Open();
@@ -191,6 +192,9 @@ TEST_F(PostgresStoreTest, ALostRaceRunsTheGroupAgainAndSeesTheWinner) {
     auto existing = txn.InsertUsageIfAbsent(Row("contended", "rec-a", 5));
     if (!existing.ok()) return existing.status();
     a_answer = *existing;
+    AuditEventRow event{
+        "event-a-run-" + std::to_string(runs.load() + 1), 1, "src", "name", "", "", "", "{}"};
+    METERD_RETURN_IF_ERROR(txn.PutAuditEvent(event));
     if (runs.fetch_add(1) == 0) {
       a_decided.set_value();
       b_committed.get_future().wait();
@@ -208,6 +212,76 @@ TEST_F(PostgresStoreTest, ALostRaceRunsTheGroupAgainAndSeesTheWinner) {
   ASSERT_TRUE(a_answer.has_value());
   EXPECT_EQ(a_answer->record_id, "rec-b");
   EXPECT_EQ(Query("SELECT record_id FROM usage_records"), std::vector<std::string>{"rec-b"});
+  EXPECT_EQ(Query("SELECT event_id FROM audit_events"), std::vector<std::string>{"event-a-run-2"});
+  // B's row counted once per granularity (hour, day, month); A added nothing.
+  EXPECT_EQ(Query("SELECT granularity, quantity, records FROM usage_rollups WHERE tag_key = '' "
+                  "ORDER BY granularity"),
+            (std::vector<std::string>{"0\t5\t1", "1\t5\t1", "2\t5\t1"}));
+}
+
+// Rollup deltas of many groups and both nodes add up, each key in one upsert row per group
+// (a key named twice in one multi-row upsert would fail it); audit events of a group are
+// written with it, a repeated event id once; pruning deletes the oldest first and counts them.
+TEST_F(PostgresStoreTest, RollupsAndAuditEventsTravelWithTheGroup) {
+  auto node_a = Open();
+  auto node_b = Open();
+  std::vector<std::thread> writers;
+  for (int w = 0; w < 4; ++w) {
+    writers.emplace_back([&, w] {
+      Store* store = (w % 2 == 0 ? node_a : node_b).get();
+      for (int i = 0; i < 25; ++i) {
+        Status st = SubmitAndWait(store, [w, i](Transaction& txn) -> Status {
+          for (int k = 0; k < 4; ++k) {  // four rows of one rollup key in one group
+            const std::string key =
+                std::to_string(w) + "-" + std::to_string(i) + "-" + std::to_string(k);
+            auto inserted = txn.InsertUsageIfAbsent(Row("key-" + key, "rec-" + key, 2));
+            if (!inserted.ok()) return inserted.status();
+          }
+          AuditEventRow event{"event-" + std::to_string(w) + "-" + std::to_string(i),
+                              1000 * i + w,
+                              "src",
+                              "name",
+                              "",
+                              "",
+                              "",
+                              "{}"};
+          METERD_RETURN_IF_ERROR(txn.PutAuditEvent(event));
+          return txn.PutAuditEvent(event);
+        });
+        EXPECT_TRUE(st.ok()) << st.ToString();
+      }
+    });
+  }
+  for (auto& t : writers) t.join();
+  EXPECT_EQ(Query("SELECT granularity, quantity, records FROM usage_rollups WHERE tag_key = '' "
+                  "ORDER BY granularity"),
+            (std::vector<std::string>{"0\t800\t400", "1\t800\t400", "2\t800\t400"}));
+  EXPECT_EQ(Query("SELECT count(*), count(DISTINCT event_id) FROM audit_events"),
+            std::vector<std::string>{"100\t100"});
+  // Every seq is distinct (the keyset order of reports).
+  EXPECT_EQ(Query("SELECT count(DISTINCT seq) FROM usage_records"),
+            std::vector<std::string>{"400"});
+
+  int64_t deleted = -1;
+  ASSERT_TRUE(SubmitAndWait(node_a.get(), [&](Transaction& txn) -> Status {
+                // A buffered event of the same group is seen by the delete.
+                METERD_RETURN_IF_ERROR(
+                    txn.PutAuditEvent(AuditEventRow{"event-old", -5, "s", "n", "", "", "", "{}"}));
+                auto n = txn.DeleteAuditEventsBefore(2000, 3);
+                if (!n.ok()) return n.status();
+                deleted = *n;
+                return Status::Ok();
+              }).ok());
+  EXPECT_EQ(deleted, 3);
+  EXPECT_EQ(Query("SELECT event_id FROM audit_events WHERE event_time_ms < 2000 ORDER BY "
+                  "event_time_ms"),
+            (std::vector<std::string>{"event-2-0", "event-3-0", "event-0-1", "event-1-1",
+                                      "event-2-1", "event-3-1"}));
+  auto page = node_b->audit_reader()->LookupAuditEvents(AuditQuery{});
+  ASSERT_TRUE(page.ok()) << page.status().ToString();
+  ASSERT_EQ(page->events.size(), 98u);
+  EXPECT_FALSE(page->more);
+  EXPECT_EQ(page->events.front().event_id, "event-3-24");
 }
 
 TEST_F(PostgresStoreTest, TwoNodesChangingTheCatalogAtOnceHaveOneWinner) {

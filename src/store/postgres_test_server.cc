@@ -156,6 +156,14 @@ Result<PostgresTestServer*> PostgresTestServer::Shared(std::string* why) {
   return shared.get();
 }
 
+Result<std::string> PostgresTestServer::StoreUrlFor(const std::string& backend, std::string* why) {
+  if (backend != "postgresql") return backend;
+  auto server = Shared(why);
+  if (!server.ok()) return server.status();
+  if (*server == nullptr) return std::string();
+  return (*server)->CreateDatabase();
+}
+
 Status PostgresTestServer::Launch() {
   const std::string log = dir_ + "/postgres.log";
   std::vector<std::string> argv = {bin_dir_ + "/postgres",

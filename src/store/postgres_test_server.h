@@ -32,6 +32,11 @@ class PostgresTestServer {
   PostgresTestServer(const PostgresTestServer&) = delete;
   PostgresTestServer& operator=(const PostgresTestServer&) = delete;
 
+  // The store a test parametrized by backend opens: `backend` itself ("sqlite", "memory"), or
+  // for "postgresql" a new empty database on Shared(). "" when PostgreSQL is not installed
+  // (`why` says so: skip the test).
+  static Result<std::string> StoreUrlFor(const std::string& backend, std::string* why);
+
   // A new empty database; returns its connection URL.
   Result<std::string> CreateDatabase();
   // The URL of database `name` on this server.

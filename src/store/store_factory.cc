@@ -52,6 +52,7 @@ Result<OpenedStore> OpenStoreWithReader(const std::string& url, const StoreOptio
     auto opened = OpenPostgresBackend(url);
     if (!opened.ok()) return opened.status();
     backend = std::move(opened).value();
+    reader = reports::NewPostgresUsageReader(PostgresBackendReadPool(backend.get()));
   } else if (url == "memory") {
     backend = NewMemoryBackend();
     reader = std::make_unique<BorrowedReader>(MemoryBackendReader(backend.get()));

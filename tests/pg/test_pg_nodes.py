@@ -2,13 +2,17 @@
 
 - Two nodes, many clients sending overlapping identical and conflicting records to both at once:
   afterwards every dedup key is stored once and every answer agrees with what was stored.
+  The usage rollups both nodes added to equal the sums over the ledger, and each node's audit
+  trail holds every call of both.
 - PostgreSQL restarted (crash-like: immediate shutdown) under load: only retryable errors while
-  it is down, automatic recovery, every acknowledged record present, and retries of the failed
-  requests bill each record once.
+  it is down (and /readyz answers 503 naming the store), automatic recovery, every acknowledged
+  record present, retries of the failed requests bill each record once, and the rollups still
+  equal the ledger (a commit cut off wrote both or neither).
 
 The PostgreSQL server is tests/lib/pg_server.py's, started in a temp dir for each test class.
 Run: METERD_BIN=build/bin/meterd python3 -m unittest discover -s tests/pg -t .
 """
+import json
 import os
 import random
 import signal
@@ -16,6 +20,8 @@ import sys
 import threading
 import time
 import unittest
+import urllib.error
+import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "e2e"))
@@ -30,6 +36,21 @@ from e2e_support import (  # noqa: E402
 
 # What a client may see while the database is down: the store failed, try again.
 RETRYABLE = {"InternalServiceErrorException", "ThrottlingException"}
+METERING_SOURCE = "metering-marketplace.amazonaws.com"
+
+
+def node_readyz(node):
+    """(HTTP status, parsed body) of GET /readyz (no token needed)."""
+    try:
+        with urllib.request.urlopen(node.admin_endpoint + "/readyz", timeout=30) as resp:
+            return resp.status, json.loads(resp.read())
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read())
+
+
+def month_start_ms(millis):
+    d = dt(millis // 1000)
+    return int(d.replace(day=1, hour=0, minute=0, second=0, microsecond=0).timestamp()) * 1000
 
 
 def _skip_reason():
@@ -76,6 +97,25 @@ class PgNodesTestCase(ServerTestCase):
 
     def rows(self, sql, params=()):
         return pg_server.query(self.db_url, sql, params)
+
+    def assertRollupsEqualTheLedger(self):
+        """The hourly, daily and monthly totals (tag_key '') are the sums over the ledger."""
+        ledger = {}
+        for product, account, dimension, hour_ms, quantity in self.rows(
+                "SELECT product_code, customer_account, dimension, usage_hour_ms, quantity "
+                "FROM usage_records"):
+            for granularity, period in ((0, hour_ms), (1, hour_ms - hour_ms % 86400000),
+                                        (2, month_start_ms(hour_ms))):
+                total = ledger.setdefault((granularity, period, product, account, dimension),
+                                          [0, 0])
+                total[0] += quantity
+                total[1] += 1
+        rollups = {(g, p, product, account, dimension): [q, n]
+                   for g, p, product, account, dimension, q, n in self.rows(
+                       "SELECT granularity, period_ms, product_code, customer_account, dimension, "
+                       "quantity, records FROM usage_rollups WHERE tag_key = ''")}
+        self.assertGreater(len(ledger), 0)
+        self.assertEqual(rollups, ledger)
 
 
 class TwoNodesOneDatabaseTests(PgNodesTestCase):
@@ -201,6 +241,28 @@ class TwoNodesOneDatabaseTests(PgNodesTestCase):
         for node in self.servers:
             self.assertIsNone(node.proc.poll())
 
+        # Reports: the rollups both nodes added to (often the same rows at once) are exact.
+        self.assertRollupsEqualTheLedger()
+        # The audit trail: one event per call, whichever node took it, and each node's lookup
+        # shows all of them (events are written just after the answers).
+        calls = self.CLIENTS * self.ROUNDS
+        deadline = time.monotonic() + 20
+        while (self.rows("SELECT count(*) FROM audit_events WHERE event_source = ?",
+                         (METERING_SOURCE,))[0][0] < calls and time.monotonic() < deadline):
+            time.sleep(0.2)
+        for node in self.servers:
+            events, query = [], "eventSource=%s&limit=1000" % METERING_SOURCE
+            while True:
+                status, body = node.admin("GET", "/v1/audit/events?" + query)
+                self.assertEqual(status, 200, body)
+                events += body["events"]
+                if "nextCursor" not in body:
+                    break
+                query = "eventSource=%s&limit=1000&cursor=%s" % (METERING_SOURCE,
+                                                                 body["nextCursor"])
+            self.assertEqual(len(events), calls)
+            self.assertEqual(len({e["eventID"] for e in events}), calls)
+
 
 class PostgresRestartUnderLoadTests(PgNodesTestCase):
 
@@ -250,6 +312,10 @@ class PostgresRestartUnderLoadTests(PgNodesTestCase):
             phase["down"] = True
             self.pg.stop(signal.SIGQUIT)
             time.sleep(2)
+            # Not ready while the store fails (/readyz probes it through the writer).
+            status, body = node_readyz(self.servers[0])
+            self.assertEqual(status, 503, body)
+            self.assertFalse(body["checks"]["store"]["ok"], body)
             self.pg.start()
             phase["down"] = False
             phase["restarted"] = True
@@ -289,6 +355,12 @@ class PostgresRestartUnderLoadTests(PgNodesTestCase):
                           "WHERE source = 'MeterUsage'")[0]
         self.assertEqual(count[0], count[1])
         self.assertEqual(count[0], len(set(acknowledged) | {t for t, _, _ in failed}))
+        self.assertRollupsEqualTheLedger()
+        # Ready again once the last failed group is older than the readiness window (10 s).
+        deadline = time.monotonic() + 30
+        while node_readyz(self.servers[0])[0] != 200 and time.monotonic() < deadline:
+            time.sleep(0.5)
+        self.assertEqual(node_readyz(self.servers[0])[0], 200)
 
     def _agentcore_workload(self):
         rows = self.rows("SELECT DISTINCT caller FROM client_tokens")

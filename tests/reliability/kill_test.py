@@ -26,6 +26,7 @@ finish `--tail-units` more units, meterd is stopped with SIGTERM and the store i
               stored answer); a row written by a request that got an error answer is a violation
   integrity   `ok` after every kill and at the end: SQLite's PRAGMA integrity_check on a copy of
               the db; PostgreSQL's amcheck (every index holds every row, heaps verified)
+  rollups     the usage rollups (hour, day, month) are the sums over the ledger at the end
 and a summary line is printed:
   kills=20 units=... records_acknowledged=... lost=0 duplicated=0 unexpected=0 retries=...
   integrity=ok seed=... (then extra counters)
@@ -606,11 +607,13 @@ class KillTest:
     # checks -----------------------------------------------------------------------------
     def check(self, elapsed):
         units = [u for w in self.workers for u in w.units]
-        final_integrity, (rows, tokens) = store_check(self.data_dir, [
+        final_integrity, (rows, tokens, rollups) = store_check(self.data_dir, [
             "SELECT record_id, dedup_key, source, region, product_code, seller_account, "
             "customer_account, customer_identifier, workload_id, dimension, usage_hour_ms, "
             "timestamp_ms, quantity, request_id FROM usage_records",
-            "SELECT caller, token, record_id FROM client_tokens"])
+            "SELECT caller, token, record_id FROM client_tokens",
+            "SELECT granularity, period_ms, product_code, customer_account, dimension, unit, "
+            "quantity, records FROM usage_rollups WHERE tag_key = ''"])
         self.integrity.append(final_integrity)
         if final_integrity != "ok":
             self.violation("integrity", "at the end: %s" % final_integrity)
@@ -701,6 +704,27 @@ class KillTest:
         if len(rows) != records_acked:
             self.violation("count", "usage_records has %d rows; %d records were acknowledged"
                            % (len(rows), records_acked))
+        # The rollups (reports) are written in the ledger's transactions: after any kill they
+        # are still the sums over the ledger (hour, day, month; the records' whole quantities).
+        totals = {}
+        for row in rows:
+            source, product, account, dim, hour_ms, quantity = (row[2], row[4], row[6], row[9],
+                                                                row[10], row[12])
+            unit = "second" if source == "RegisterUsage" else ""
+            for granularity, period in ((0, hour_ms), (1, hour_ms - hour_ms % 86400000),
+                                        (2, _month_start(hour_ms // 1000) * 1000)):
+                total = totals.setdefault((granularity, period, product, account, dim, unit),
+                                          [0, 0])
+                total[0] += quantity
+                total[1] += 1
+        stored_totals = {tuple(r[:6]): [r[6], r[7]] for r in rollups}
+        if stored_totals != totals:
+            differing = sorted(k for k in set(totals) | set(stored_totals)
+                               if totals.get(k) != stored_totals.get(k))
+            self.violation("rollups", "%d rollup rows differ from the ledger's sums, e.g. %s: "
+                           "stored %s, ledger %s" % (len(differing), differing[0],
+                                                     stored_totals.get(differing[0]),
+                                                     totals.get(differing[0])))
 
         integrity = "ok" if self.integrity and all(i == "ok" for i in self.integrity) else \
             next((i for i in self.integrity if i != "ok"), "unchecked")

@@ -89,12 +89,12 @@ TEST_F(OpsEndpointsTest, ReadyzFailsAfterAFailedGroupCommitAndWhenTheStoreIsClos
   failing_ = true;
   EXPECT_FALSE(
       store::SubmitAndWait(&store_, [](store::Transaction&) { return Status::Ok(); }).ok());
+  // The failure shows in the metrics (read before /readyz, whose own probe may fail a group too).
+  EXPECT_EQ(metrics_.family(Metric::kStoreErrors).With({}).value(), 1);
   HttpResponse r = Get("/readyz");
   EXPECT_EQ(r.status, 503);
   const std::string detail = Body(r).Find("checks")->Find("store")->Find("detail")->text();
   EXPECT_NE(detail.find("disk full"), std::string::npos) << detail;
-  // The failure shows in the metrics too.
-  EXPECT_EQ(metrics_.family(Metric::kStoreErrors).With({}).value(), 1);
 
   failing_ = false;
   store_.Close();

@@ -8,6 +8,7 @@ Admin changes (accepted and refused) appear as meterd-admin events; the lookup f
 cursor, the export and meterctl audit are checked against the same events; no secret appears.
 Retention is checked with the test clock: events past auditRetentionDays are pruned in the
 background."""
+import datetime
 import json
 import os
 import socket
@@ -314,14 +315,18 @@ class AuditSessionTest(AuditClient, ServerTestCase):
                 self.assertEqual(sorted(got), sorted(want))
         # Newest first, and a time window: from inclusive, to exclusive.
         all_events = self.audit_events(limit=1000)
-        times = [e["eventTime"] for e in all_events]
+        # As instants: eventTime drops a zero fraction ("...:38Z" is before "...:38.124Z",
+        # although it sorts after it as text).
+        def instant(event):
+            return datetime.datetime.fromisoformat(event["eventTime"].replace("Z", "+00:00"))
+        times = [instant(e) for e in all_events]
         self.assertEqual(times, sorted(times, reverse=True))
-        middle = all_events[len(all_events) // 2]["eventTime"]
-        older = self.audit_events(to=middle, limit=1000)
-        newer = self.audit_events(**{"from": middle, "limit": 1000})
+        middle = all_events[len(all_events) // 2]
+        older = self.audit_events(to=middle["eventTime"], limit=1000)
+        newer = self.audit_events(**{"from": middle["eventTime"], "limit": 1000})
         self.assertTrue(older and newer)
-        self.assertTrue(all(e["eventTime"] < middle for e in older))
-        self.assertTrue(all(e["eventTime"] >= middle for e in newer))
+        self.assertTrue(all(instant(e) < instant(middle) for e in older))
+        self.assertTrue(all(instant(e) >= instant(middle) for e in newer))
         self.assertEqual(len(older) + len(newer), len(all_events))
 
     def test_paginating_with_the_cursor_gives_each_event_once(self):

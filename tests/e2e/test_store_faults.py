@@ -22,8 +22,9 @@ def can_mount():
     return ok
 
 
-@unittest.skipUnless(can_mount(), "needs root and tmpfs mounts (CI runs as root)")
-class FullDiskTests(ServerTestCase):
+class SmallDiskServer:
+    """Mixin: one meterd whose data dir is on its own 8 MB tmpfs (root only: see can_mount), and
+    fill_disk() to take the space away for one test."""
 
     @classmethod
     def setUpClass(cls):
@@ -51,6 +52,10 @@ class FullDiskTests(ServerTestCase):
                 pass
         self.addCleanup(lambda: os.path.exists(filler) and os.remove(filler))
         return filler
+
+
+@unittest.skipUnless(can_mount(), "needs root and tmpfs mounts (CI runs as root)")
+class FullDiskTests(SmallDiskServer, ServerTestCase):
 
     def test_full_disk_is_a_retryable_500_and_meterd_recovers_when_space_returns(self):
         now = int(time.time())

@@ -103,7 +103,8 @@ store::AuditEventRow MeteringEvent(const protocol::ApiCall& call, int64_t event_
   AddIfPresent(&m, "awsRegion", region);
   AddIfPresent(&m, "sourceIPAddress", call.source_ip);
   AddIfPresent(&m, "userAgent", call.user_agent);
-  m.emplace_back("requestParameters", ParsedOrNull(call.request_body));
+  m.emplace_back("requestParameters",
+                 call.request_json ? *call.request_json : ParsedOrNull(call.request_body));
   m.emplace_back("responseElements", std::move(response));
   AddIfPresent(&m, "errorCode", call.error_code);
   AddIfPresent(&m, "errorMessage", call.error_code.empty() ? "" : call.error_message);

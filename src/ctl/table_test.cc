@@ -200,13 +200,13 @@ TEST(AdminClientTest, ExitCodes) {
 
 TEST(AdminClientTest, ErrorFromResponse) {
   AdminError e =
-      ErrorFromResponse({409, "application/json", R"({"code":"Conflict","message":"m"})"});
+      ErrorFromResponse({409, "application/json", R"({"code":"Conflict","message":"m"})", ""});
   EXPECT_EQ(e.code, "Conflict");
   EXPECT_EQ(e.message, "m");
-  e = ErrorFromResponse({502, "text/html", "Bad gateway\n"});
+  e = ErrorFromResponse({502, "text/html", "Bad gateway\n", ""});
   EXPECT_EQ(e.code, "HTTP 502");
   EXPECT_EQ(e.message, "Bad gateway");
-  e = ErrorFromResponse({503, "", ""});
+  e = ErrorFromResponse({503, "", "", ""});
   EXPECT_EQ(e.message, "Service Unavailable");
 }
 

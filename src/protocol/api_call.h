@@ -4,8 +4,11 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
+
+#include "json/json.h"
 
 namespace meterd::protocol {
 
@@ -38,8 +41,11 @@ struct ApiCall {
   bool throttled = false;       // refused by the real throttle (D14)
   bool fault_injected = false;  // an injected fault decided the answer (see metering/faults.h)
   RecordCounts records;
-  // The request and response bodies (JSON text as sent). Metering requests carry no secrets:
-  // credentials travel in headers, which are never copied here.
+  // The request: parsed once by the handler and handed over when the call got that far
+  // (request_json), else the body text as sent (request_body; empty when the call never got past
+  // the route). The response body as sent. Metering requests carry no secrets: credentials travel
+  // in headers, which are never copied here.
+  std::optional<json::Value> request_json;
   std::string request_body;
   std::string response_body;
 };

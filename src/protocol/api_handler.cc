@@ -140,10 +140,12 @@ void ApiHandler::Handle(HttpRequest request, http::Responder respond) {
     call->received_ms = WallClockMillis();
     call->source_ip = request.remote_address;
     if (const std::string* agent = request.FindHeader("user-agent")) call->user_agent = *agent;
-    call->request_body = request.body;
     respond = Observe(call, std::move(respond));
   }
+  // Every refusal ends the handling: the body text is no longer needed and goes to the observers
+  // as it is (moved, not copied).
   auto fail = [&](Status st) {
+    if (call != nullptr) call->request_body = std::move(request.body);
     respond([st = std::move(st), request_id] { return ErrorResponse(st, request_id); });
   };
 
@@ -152,6 +154,7 @@ void ApiHandler::Handle(HttpRequest request, http::Responder respond) {
     return respond([this, p = std::string(path), request_id] { return PublicKeys(p, request_id); });
   }
   if (request.method != "POST" || path != "/") {
+    if (call != nullptr) call->request_body = std::move(request.body);
     return respond([request_id] {
       HttpResponse r = ErrorResponse(
           Status(StatusCode::kUnknownOperation, "Only POST / is served by this endpoint."),
@@ -280,9 +283,14 @@ void ApiHandler::Handle(HttpRequest request, http::Responder respond) {
     return fail(Status(StatusCode::kValidation, model::FormatViolations(violations)));
   }
 
+  // The observers get the body parsed once, here; the typed input holds its own copies.
+  auto hand_over = [&] {
+    if (call != nullptr) call->request_json = std::move(body).value();
+  };
   // The service answers on the store's writer thread; encoding happens on the event loop.
   if (operation == "BatchMeterUsage") {
     metering::BatchMeterUsageInput input = DecodeBatchMeterUsage(*body);
+    hand_over();
     if (faults_ != nullptr) {
       ctx.injected_unprocessed = faults_->UnprocessedMask(fault, input.records.size());
       if (call != nullptr) {
@@ -293,15 +301,19 @@ void ApiHandler::Handle(HttpRequest request, http::Responder respond) {
                                      Reply(respond, request_id, EncodeBatchMeterUsage, call));
   }
   if (operation == "MeterUsage") {
-    return service_->MeterUsage(ctx, DecodeMeterUsage(*body),
-                                Reply(respond, request_id, EncodeMeterUsage, call));
+    metering::MeterUsageInput input = DecodeMeterUsage(*body);
+    hand_over();
+    return service_->MeterUsage(ctx, input, Reply(respond, request_id, EncodeMeterUsage, call));
   }
   if (operation == "RegisterUsage") {
-    return service_->RegisterUsage(ctx, DecodeRegisterUsage(*body),
+    metering::RegisterUsageInput input = DecodeRegisterUsage(*body);
+    hand_over();
+    return service_->RegisterUsage(ctx, input,
                                    Reply(respond, request_id, EncodeRegisterUsage, call));
   }
-  service_->ResolveCustomer(ctx, DecodeResolveCustomer(*body),
-                            Reply(respond, request_id, EncodeResolveCustomer, call));
+  metering::ResolveCustomerInput input = DecodeResolveCustomer(*body);
+  hand_over();
+  service_->ResolveCustomer(ctx, input, Reply(respond, request_id, EncodeResolveCustomer, call));
 }
 
 HttpResponse ApiHandler::PublicKeys(std::string_view path, const std::string& request_id) const {

@@ -118,13 +118,15 @@ void GroupCommitStore::WriterLoop() {
       }
       observer = commit_observer_;
     }
-    for (auto& unit : group) unit.done(status);
+    // The observer first: whoever is answered (and then scrapes the metrics) finds the group
+    // already counted.
     if (observer != nullptr) {
       observer->OnGroupCommit(GroupCommit{
           group.size(),
           std::chrono::duration_cast<std::chrono::microseconds>(finished - started).count(),
           status.ok()});
     }
+    for (auto& unit : group) unit.done(status);
     group.clear();
   }
 }

@@ -217,7 +217,7 @@ struct GroupCommit {
   bool ok = true;           // false: a store error failed the whole group
 };
 
-// Sees every group commit. Called on the writer thread after the group's units were answered;
+// Sees every group commit. Called on the writer thread before the group's units are answered;
 // must be thread-safe and must not block (it delays the next group).
 class CommitObserver {
  public:

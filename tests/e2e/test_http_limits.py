@@ -58,10 +58,13 @@ def closed_by_peer(sock, timeout):
         return False
 
 
-class HttpLimitsTest(unittest.TestCase):
+class SocketTestCase(unittest.TestCase):
+    """One meterd (started with `extra_args`) for the class, and raw sockets to it."""
+    extra_args = ()
+
     @classmethod
     def setUpClass(cls):
-        cls.m = Meterd(extra_args=["--idle-timeout-seconds", "2", "--request-timeout-seconds", "2"])
+        cls.m = Meterd(extra_args=list(cls.extra_args))
         cls.m.start()
 
     @classmethod
@@ -72,6 +75,10 @@ class HttpLimitsTest(unittest.TestCase):
         s = socket.create_connection(("127.0.0.1", self.m.port), timeout=10)
         self.addCleanup(s.close)
         return s
+
+
+class HttpLimitsTest(SocketTestCase):
+    extra_args = ("--idle-timeout-seconds", "2", "--request-timeout-seconds", "2")
 
     def test_keep_alive_serves_many_requests_on_one_connection(self):
         s = self.connect()
@@ -144,24 +151,10 @@ class HttpLimitsTest(unittest.TestCase):
         self.assertTrue(closed_by_peer(s, 5))
 
 
-class ManyConnectionsTest(unittest.TestCase):
+class ManyConnectionsTest(SocketTestCase):
     """Hundreds of connections held open while others are served. Its own meterd with the
     default idle timeout (60 s): under a slow build (ASan) the 200 requests can take longer than
     HttpLimitsTest's 2 s idle timeout, which would rightly close the held connections."""
-
-    @classmethod
-    def setUpClass(cls):
-        cls.m = Meterd()
-        cls.m.start()
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.m.cleanup()
-
-    def connect(self):
-        s = socket.create_connection(("127.0.0.1", self.m.port), timeout=10)
-        self.addCleanup(s.close)
-        return s
 
     def test_many_concurrent_connections(self):
         def one(_):

@@ -7,7 +7,6 @@ import os
 import re
 import shutil
 import socket
-import subprocess
 import tempfile
 import time
 import unittest
@@ -17,7 +16,7 @@ import urllib.request
 from tests.e2e.e2e_support import (
     AMI, EC2, GLOBEX_CUSTOMER, INITECH_CUSTOMER, SAAS, SELLER, Meterd, ServerTestCase, record,
     sqlite_only)
-from tests.e2e.test_store_faults import can_mount
+from tests.e2e.test_store_faults import SmallDiskServer, can_mount
 
 _SAMPLE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)$')
 _LABEL = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"')
@@ -330,36 +329,9 @@ def sanitizer_noise(line):
 @unittest.skipUnless(can_mount(), "needs root and tmpfs mounts (CI runs as root)")
 @sqlite_only("the full disk is meterd's data dir, which holds a SQLite store; a PostgreSQL "
              "store fails when its server does (tests/pg stops PostgreSQL under load)")
-class ReadyzStoreFailureTests(MetricsMixin, ServerTestCase):
+class ReadyzStoreFailureTests(MetricsMixin, SmallDiskServer, ServerTestCase):
     """A full disk fails a group commit: /readyz answers 503 naming the store, the error is
     counted, and readiness comes back once space is back and the window has passed."""
-
-    @classmethod
-    def setUpClass(cls):
-        cls.mount = tempfile.mkdtemp(prefix="meterd-tmpfs-")
-        subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", cls.mount], check=True)
-        cls.addClassCleanup(os.rmdir, cls.mount)
-        cls.addClassCleanup(subprocess.run, ["umount", "-l", cls.mount], check=True)
-        data_dir = os.path.join(cls.mount, "data")
-        os.makedirs(data_dir)
-        cls.server = Meterd(data_dir=data_dir).start()
-        cls._clients = {}
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.server.stop()
-
-    def fill_disk(self):
-        filler = os.path.join(self.mount, "filler")
-        with open(filler, "wb") as f:
-            try:
-                while True:
-                    f.write(b"\0" * 65536)
-                    f.flush()
-            except OSError:
-                pass
-        self.addCleanup(lambda: os.path.exists(filler) and os.remove(filler))
-        return filler
 
     def readyz(self):
         status, _, body = get(self.server.admin_endpoint + "/readyz")

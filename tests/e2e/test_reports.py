@@ -486,5 +486,9 @@ class LargeExportTest(unittest.TestCase):
             self.assertEqual(total, self.total, fmt)
             # The body is tens of MB; the server's memory may grow by its page caches only.
             self.assertGreater(size, 50 << 20, fmt)
+            if os.environ.get("ASAN_OPTIONS") is not None:
+                # AddressSanitizer keeps freed memory in quarantine (256 MB by default), so RSS
+                # says nothing about reuse there; the release run (ctest) asserts it.
+                continue
             self.assertLess((peak - before) * 1024, 32 << 20,
                             "%s: RSS %d KiB -> %d KiB for %d bytes" % (fmt, before, peak, size))

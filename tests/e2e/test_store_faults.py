@@ -22,10 +22,9 @@ def can_mount():
     return ok
 
 
-@sqlite_only("the data dir on a full tmpfs is where the SQLite file lives; a PostgreSQL "
-             "store writes to its server's disk")
-@unittest.skipUnless(can_mount(), "needs root and tmpfs mounts (CI runs as root)")
-class FullDiskTests(ServerTestCase):
+class SmallDiskServer:
+    """Mixin: one meterd whose data dir is on its own 8 MB tmpfs (root only: see can_mount), and
+    fill_disk() to take the space away for one test."""
 
     @classmethod
     def setUpClass(cls):
@@ -53,6 +52,12 @@ class FullDiskTests(ServerTestCase):
                 pass
         self.addCleanup(lambda: os.path.exists(filler) and os.remove(filler))
         return filler
+
+
+@sqlite_only("the data dir on a full tmpfs is where the SQLite file lives; a PostgreSQL "
+             "store writes to its server's disk")
+@unittest.skipUnless(can_mount(), "needs root and tmpfs mounts (CI runs as root)")
+class FullDiskTests(SmallDiskServer, ServerTestCase):
 
     def test_full_disk_is_a_retryable_500_and_meterd_recovers_when_space_returns(self):
         now = int(time.time())

@@ -6,6 +6,7 @@
 #include <mutex>
 
 #include "store/rollup.h"
+#include "store/wal_checkpointer.h"
 
 namespace meterd::store {
 
@@ -280,7 +281,8 @@ class SqliteAuditReader final : public AuditReader {
 class SqliteBackend final : public Backend, public Transaction {
  public:
   ~SqliteBackend() override {
-    // Statements first, then the connections.
+    // The checkpointer's hook and thread first, then the statements, then the connections.
+    checkpointer_.reset();
     insert_usage_.reset();
     find_usage_.reset();
     find_token_.reset();
@@ -320,11 +322,13 @@ class SqliteBackend final : public Backend, public Transaction {
     METERD_RETURN_IF_ERROR(Exec("PRAGMA synchronous=FULL"));
     METERD_RETURN_IF_ERROR(Exec("PRAGMA foreign_keys=ON"));
     // The writer re-reads index pages for every dedup key; keep them in SQLite's own cache
-    // (64 MiB) instead of going through pread for each. Checkpoint the WAL less often, since a
-    // checkpoint runs inside a commit (and fsyncs the main file).
+    // (64 MiB) instead of going through pread for each.
     METERD_RETURN_IF_ERROR(Exec("PRAGMA cache_size=-65536"));
-    METERD_RETURN_IF_ERROR(Exec("PRAGMA wal_autocheckpoint=8192"));
     METERD_RETURN_IF_ERROR(Migrate());
+    // Checkpoints out of the commits (wal_checkpointer.h).
+    auto checkpointer = WalCheckpointer::Start(path, db_);
+    if (!checkpointer.ok()) return checkpointer.status();
+    checkpointer_ = std::move(*checkpointer);
     insert_usage_ = std::make_unique<Statement>();
     METERD_RETURN_IF_ERROR(insert_usage_->Prepare(db_, R"SQL(
       INSERT INTO usage_records (record_id, dedup_key, source, region, product_code,
@@ -781,6 +785,7 @@ class SqliteBackend final : public Backend, public Transaction {
       rollback_, count_;
   std::unique_ptr<Statement> put_audit_, delete_audit_;
   SqliteAuditReader audit_reader_;
+  std::unique_ptr<WalCheckpointer> checkpointer_;
   // --- Usage rollups
   std::unique_ptr<Statement> upsert_rollup_;
   RollupAccumulator rollups_;

@@ -1,5 +1,7 @@
 #include "store/wal_checkpointer.h"
 
+#include <pthread.h>
+
 namespace meterd::store {
 
 Result<std::unique_ptr<WalCheckpointer>> WalCheckpointer::Start(const std::string& path,
@@ -56,6 +58,7 @@ int WalCheckpointer::OnCommit(void* self, sqlite3* db, const char* schema, int w
 }
 
 void WalCheckpointer::Loop() {
+  pthread_setname_np(pthread_self(), "meterd-ckpt");
   std::unique_lock<std::mutex> lock(mu_);
   for (;;) {
     wake_.wait(lock, [this] { return requested_ || stopping_; });

@@ -655,9 +655,43 @@ describe('authentication', () => {
 
 // ---------------------------------------------------------------------------------------------
 
-describe('not built yet', () => {
-  // RegisterUsage and ResolveCustomer are tested in register_resolve.test.mjs.
-  test('SDK retries a transient server fault', { skip: 'meterd has no fault injection yet' }, () => {});
+describe('Injected server faults: the SDK retries a transient 500 and bills once', () => {
+  const m = withServer();
+
+  async function faults(method, rule) {
+    const resp = await fetch(`${m.adminEndpoint}/v1/faults`, {
+      method,
+      headers: { Authorization: `Bearer ${m.adminToken()}`, 'Content-Type': 'application/json' },
+      body: rule ? JSON.stringify(rule) : undefined,
+    });
+    assert.equal(resp.status, 200, await resp.clone().text());
+    return resp.json();
+  }
+
+  test('InternalServiceErrorException at half the calls: the SDK gets through, one record stored', async () => {
+    // Seeded: the same faults on every run; GET /v1/faults counts what was injected.
+    await faults('POST', { operation: 'BatchMeterUsage', internalErrorRate: 0.5, seed: 11 });
+    const rec = saasRecord({ Timestamp: at(2.5, 77), Dimension: 'storage_gb', Quantity: 9 });
+    const c = m.client(SELLER, { region: 'ap-southeast-2', maxAttempts: 10 });
+    const out = await c.send(batch({ ProductCode: 'acmesaas01', UsageRecords: [rec] }));
+    assertBatchOk(out, 1);
+    assertSuccess(out.Results[0], rec);
+    const rule = (await faults('GET')).rules.find((r) => r.operation === 'BatchMeterUsage');
+    assert.ok(rule.counts.internalErrors >= 1, 'the seed injected no fault: nothing was retried');
+    assert.equal(out.$metadata.attempts, rule.counts.calls, JSON.stringify(rule.counts));
+    assert.equal(rule.counts.internalErrors, rule.counts.calls - 1, JSON.stringify(rule.counts));
+
+    // Faults off: the same record again is answered from the ledger with the same id, and a
+    // changed quantity is a DuplicateRecord: the retries stored it exactly once.
+    await faults('DELETE');
+    const once = m.client(SELLER, { region: 'ap-southeast-2' });
+    const again = await once.send(batch({ ProductCode: 'acmesaas01', UsageRecords: [rec] }));
+    assertBatchOk(again, 1);
+    assert.equal(again.Results[0].Status, 'Success');
+    assert.equal(again.Results[0].MeteringRecordId, out.Results[0].MeteringRecordId);
+    const changed = await once.send(batch({ ProductCode: 'acmesaas01', UsageRecords: [{ ...rec, Quantity: 10 }] }));
+    assert.equal(changed.Results[0].Status, 'DuplicateRecord');
+  });
 });
 
 // ---------------------------------------------------------------------------------------------

@@ -20,6 +20,7 @@ same data dir (a restart) gets the same one. A test that passes its own `--store
 either backend (SQLite: a private copy of DATA/meterd.db; PostgreSQL: psql), with `?`
 placeholders and SQL that both engines accept.
 """
+import contextlib
 import json
 import os
 import shutil
@@ -117,6 +118,16 @@ def query_store_with_columns(data_dir, sql, params=()):
         if url is None:
             raise AssertionError("no PostgreSQL database was ever given to data dir %s" % data_dir)
         return pg_server.query_with_columns(url, sql, params)
+    with sqlite_copy(data_dir) as con:
+        cur = con.execute(sql, tuple(params))
+        rows = cur.fetchall()
+        return [d[0] for d in cur.description or ()], rows
+
+
+@contextlib.contextmanager
+def sqlite_copy(data_dir):
+    """A connection to a private copy of DATA/meterd.db and its WAL, removed on exit: reading it
+    never touches (nor locks, nor checkpoints) the running server's files."""
     src = os.path.join(data_dir, "meterd.db")
     tmp = tempfile.mkdtemp(prefix="meterd-e2e-db-")
     try:
@@ -125,9 +136,7 @@ def query_store_with_columns(data_dir, sql, params=()):
                 shutil.copyfile(src + suffix, os.path.join(tmp, "meterd.db" + suffix))
         con = sqlite3.connect(os.path.join(tmp, "meterd.db"))
         try:
-            cur = con.execute(sql, tuple(params))
-            rows = cur.fetchall()
-            return [d[0] for d in cur.description or ()], rows
+            yield con
         finally:
             con.close()
     finally:

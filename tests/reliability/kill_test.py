@@ -50,7 +50,6 @@ import os
 import random
 import shutil
 import signal
-import sqlite3
 import sys
 import tempfile
 import threading
@@ -285,20 +284,9 @@ def store_check(data_dir, queries):
     if H.POSTGRESQL:
         integrity = pg_server.integrity_check(H.store_url(data_dir))
         return integrity, [H.query_store(data_dir, q) for q in queries]
-    src = os.path.join(data_dir, "meterd.db")
-    tmp = tempfile.mkdtemp(prefix="meterd-kill-db-")
-    try:
-        for suffix in ("", "-wal"):
-            if os.path.exists(src + suffix):
-                shutil.copyfile(src + suffix, os.path.join(tmp, "meterd.db" + suffix))
-        con = sqlite3.connect(os.path.join(tmp, "meterd.db"))
-        try:
-            check = con.execute("PRAGMA integrity_check").fetchall()
-            return "; ".join(r[0] for r in check), [con.execute(q).fetchall() for q in queries]
-        finally:
-            con.close()
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+    with H.sqlite_copy(data_dir) as con:
+        check = con.execute("PRAGMA integrity_check").fetchall()
+        return "; ".join(r[0] for r in check), [con.execute(q).fetchall() for q in queries]
 
 
 # --- clients --------------------------------------------------------------------------------

@@ -19,7 +19,7 @@ TSAN_ENV := TSAN_OPTIONS=halt_on_error=0:second_deadlock_stack=1
 # The unit tests with threads: the group-commit writer under the service (ServiceTest, store
 # failures, admin handler), signing-key stores, throttling, fault injection and its delay queue,
 # the SigV4 key cache, catalog publication, and the HTTP server (RequestReaderTest).
-TSAN_UNIT_FILTER := Stores/ServiceTest.*:ServiceStoreFailureTest.*:AdminHandlerTest.*:MemoryStoreTest.*:FileStoreTest.*:ThrottlerTest.*:FaultInjectorTest.*:DelayQueueTest.*:SigV4Cache.*:CatalogHolderTest.*:RequestReaderTest.*
+TSAN_UNIT_FILTER := Stores/ServiceTest.*:ServiceStoreFailureTest.*:AdminHandlerTest.*:MemoryStoreTest.*:FileStoreTest.*:ThrottlerTest.*:FaultInjectorTest.*:DelayQueueTest.*:SigV4Cache.*:CatalogHolderTest.*:RequestReaderTest.*:WalCheckpointerTest.*
 
 all: build
 

@@ -22,7 +22,7 @@ Status ReadError(sqlite3* db, const std::string& what) {
 // costs microseconds), finalized on destruction.
 class Query {
  public:
-  Query(sqlite3* db, const std::string& sql) : db_(db) {
+  Query(sqlite3* db, const std::string& sql) {
     ok_ = sqlite3_prepare_v2(db, sql.c_str(), static_cast<int>(sql.size()), &stmt_, nullptr) ==
           SQLITE_OK;
   }
@@ -40,7 +40,6 @@ class Query {
   int64_t Int(int col) const { return sqlite3_column_int64(stmt_, col); }
 
  private:
-  sqlite3* db_;
   sqlite3_stmt* stmt_ = nullptr;
   bool ok_ = false;
   int next_ = 0;

@@ -66,7 +66,9 @@ void MeteringService::RegisterUsage(const CallContext& ctx, const RegisterUsageI
   const std::string product_code = product->code;
 
   store::WriteUnit unit;
-  if (!entitled_now) unit.reads.entitlements.emplace_back(workload_id, product_code);
+  if (!entitled_now && store_->UsesDeclaredReads()) {
+    unit.reads.entitlements.emplace_back(workload_id, product_code);
+  }
   unit.apply = [=](store::Transaction& txn) -> Status {
     *entitled = true;  // apply may run again (store.h)
     if (!entitled_now) {
@@ -105,7 +107,7 @@ void MeteringService::ResolveCustomer(const CallContext& ctx, const ResolveCusto
   const std::string seller = ctx.caller.account;
   const int64_t ttl = settings().token_ttl_ms;
   store::WriteUnit unit;
-  unit.reads.registration_tokens.push_back(token);
+  if (store_->UsesDeclaredReads()) unit.reads.registration_tokens.push_back(token);
   unit.apply = [=](store::Transaction& txn) -> Status {
     *outcome = Outcome{};  // apply may run again (store.h)
     auto row = txn.FindRegistrationToken(token);

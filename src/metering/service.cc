@@ -234,8 +234,10 @@ void MeteringService::BatchMeterUsage(const CallContext& ctx, BatchMeterUsageInp
     output->results[i].status = RecordStatus::kCustomerNotSubscribed;
   }
   store::WriteUnit unit;
-  for (const PlannedRecord& p : *planned) {
-    if (p.subscribed) unit.reads.dedup_keys.push_back(p.row.dedup_key);
+  if (store_->UsesDeclaredReads()) {
+    for (const PlannedRecord& p : *planned) {
+      if (p.subscribed) unit.reads.dedup_keys.push_back(p.row.dedup_key);
+    }
   }
   unit.apply = [planned, output](store::Transaction& txn) -> Status {
     for (size_t i = 0; i < planned->size(); ++i) {
@@ -347,10 +349,12 @@ void MeteringService::MeterUsage(const CallContext& ctx, const MeterUsageInput& 
   const std::string product_code = product->code;
 
   store::WriteUnit unit;
-  unit.reads.dedup_keys.push_back(row->dedup_key);
-  unit.reads.client_tokens.emplace_back(row->workload_id, token);
-  if (remembers_first_call && !entitled_now) {
-    unit.reads.entitlements.emplace_back(row->workload_id, product_code);
+  if (store_->UsesDeclaredReads()) {
+    unit.reads.dedup_keys.push_back(row->dedup_key);
+    unit.reads.client_tokens.emplace_back(row->workload_id, token);
+    if (remembers_first_call && !entitled_now) {
+      unit.reads.entitlements.emplace_back(row->workload_id, product_code);
+    }
   }
   unit.apply = [=](store::Transaction& txn) -> Status {
     *outcome = Outcome{};  // apply may run again (store.h)

@@ -70,7 +70,7 @@ constexpr int kMaxGroupAttempts = 10;
 
 Status GroupCommitStore::RunGroup(std::vector<WriteUnit>& group) {
   Status status = backend_->Begin();
-  if (status.ok()) {
+  if (status.ok() && backend_->UsesDeclaredReads()) {
     std::vector<const ReadKeys*> reads;
     reads.reserve(group.size());
     for (const auto& unit : group) reads.push_back(&unit.reads);

@@ -18,8 +18,10 @@ class Backend {
  public:
   virtual ~Backend() = default;
   virtual Status Begin() = 0;
-  // Called after Begin with the declared reads of every unit of the group (store.h's ReadKeys).
-  // A backend may fetch them at once; the default ignores them.
+  // True when the backend reads WriteUnit::reads ahead (Store::UsesDeclaredReads).
+  virtual bool UsesDeclaredReads() const { return false; }
+  // Called after Begin, when UsesDeclaredReads(), with the declared reads of every unit of the
+  // group (store.h's ReadKeys), to fetch them at once.
   virtual Status Prefetch(const std::vector<const ReadKeys*>& reads) { return Status::Ok(); }
   virtual Transaction& txn() = 0;
   // Makes the transaction durable (fsync) before returning ok.
@@ -46,6 +48,7 @@ class GroupCommitStore final : public Store {
   void SetCommitObserver(CommitObserver* observer) override;
   Result<int64_t> CountUsageRows() override { return backend_->CountUsageRows(); }
   AuditReader* audit_reader() override { return &backend_->audit_reader(); }
+  bool UsesDeclaredReads() const override { return backend_->UsesDeclaredReads(); }
 
  private:
   void WriterLoop();

@@ -276,6 +276,18 @@ struct Call {
   std::vector<std::string> params;
 };
 
+// One multi-row statement over `rows`: `fill(row, cols)` adds a row's value to each of the N
+// column arrays (the statement unnests them in that order).
+template <size_t N, typename Rows, typename Fill>
+Call ArrayCall(const char* statement, const Rows& rows, Fill fill) {
+  PgArray cols[N];
+  for (const auto& row : rows) fill(row, cols);
+  Call call{statement, {}};
+  call.params.reserve(N + 1);
+  for (PgArray& col : cols) call.params.push_back(col.Take());
+  return call;
+}
+
 // Sends `calls` in one pipeline (one round trip) and returns their results, in order. On
 // failure, `failure` holds the first error; the calls after it did not run.
 struct PipelineOutcome {
@@ -523,6 +535,7 @@ class PostgresBackend final : public Backend, public Transaction {
     return Status::Ok();
   }
 
+  bool UsesDeclaredReads() const override { return true; }
   Status Prefetch(const std::vector<const ReadKeys*>& reads) override {
     std::vector<std::string> dedup_keys, registration_tokens;
     std::vector<KeyPair> client_tokens, entitlements;
@@ -851,28 +864,25 @@ class PostgresBackend final : public Backend, public Transaction {
     if (!usage_writes_.empty()) {
       std::sort(usage_writes_.begin(), usage_writes_.end(),
                 [](const UsageRow& a, const UsageRow& b) { return a.dedup_key < b.dedup_key; });
-      PgArray cols[17];
-      for (const UsageRow& r : usage_writes_) {
-        cols[0].Add(r.record_id);
-        cols[1].Add(r.dedup_key);
-        cols[2].Add(r.source);
-        cols[3].Add(r.region);
-        cols[4].Add(r.product_code);
-        cols[5].Add(r.seller_account);
-        cols[6].Add(r.customer_identifier);
-        cols[7].Add(r.customer_account);
-        cols[8].Add(r.license_arn);
-        cols[9].Add(r.workload_id);
-        cols[10].Add(r.dimension);
-        cols[11].Add(r.usage_hour_ms);
-        cols[12].Add(r.timestamp_ms);
-        cols[13].Add(r.quantity);
-        cols[14].Add(r.allocations_json);
-        cols[15].Add(r.request_id);
-        cols[16].Add(r.received_ms);
-      }
-      Call call{"insert_usage", {}};
-      for (PgArray& col : cols) call.params.push_back(col.Take());
+      Call call = ArrayCall<17>("insert_usage", usage_writes_, [](const UsageRow& r, PgArray* c) {
+        c[0].Add(r.record_id);
+        c[1].Add(r.dedup_key);
+        c[2].Add(r.source);
+        c[3].Add(r.region);
+        c[4].Add(r.product_code);
+        c[5].Add(r.seller_account);
+        c[6].Add(r.customer_identifier);
+        c[7].Add(r.customer_account);
+        c[8].Add(r.license_arn);
+        c[9].Add(r.workload_id);
+        c[10].Add(r.dimension);
+        c[11].Add(r.usage_hour_ms);
+        c[12].Add(r.timestamp_ms);
+        c[13].Add(r.quantity);
+        c[14].Add(r.allocations_json);
+        c[15].Add(r.request_id);
+        c[16].Add(r.received_ms);
+      });
       call.params.push_back(std::to_string(usage_writes_.size()));
       calls.push_back(std::move(call));
     }
@@ -881,71 +891,61 @@ class PostgresBackend final : public Backend, public Transaction {
                 [](const ClientTokenEntry& a, const ClientTokenEntry& b) {
                   return std::tie(a.caller, a.token) < std::tie(b.caller, b.token);
                 });
-      PgArray cols[5];
-      for (const ClientTokenEntry& e : token_writes_) {
-        cols[0].Add(e.caller);
-        cols[1].Add(e.token);
-        cols[2].Add(e.fingerprint);
-        cols[3].Add(e.record_id);
-        cols[4].Add(e.created_ms);
-      }
-      Call call{"insert_tokens", {}};
-      for (PgArray& col : cols) call.params.push_back(col.Take());
+      Call call =
+          ArrayCall<5>("insert_tokens", token_writes_, [](const ClientTokenEntry& e, PgArray* c) {
+            c[0].Add(e.caller);
+            c[1].Add(e.token);
+            c[2].Add(e.fingerprint);
+            c[3].Add(e.record_id);
+            c[4].Add(e.created_ms);
+          });
       call.params.push_back(std::to_string(token_writes_.size()));
       calls.push_back(std::move(call));
     }
     if (!entitlement_writes_.empty()) {
       std::sort(entitlement_writes_.begin(), entitlement_writes_.end());
-      PgArray cols[3];
-      for (const auto& [key, now_ms] : entitlement_writes_) {
-        cols[0].Add(key.first);
-        cols[1].Add(key.second);
-        cols[2].Add(now_ms);
-      }
-      Call call{"insert_entitlements", {}};
-      for (PgArray& col : cols) call.params.push_back(col.Take());
+      Call call =
+          ArrayCall<3>("insert_entitlements", entitlement_writes_, [](const auto& row, PgArray* c) {
+            const auto& [key, now_ms] = row;
+            c[0].Add(key.first);
+            c[1].Add(key.second);
+            c[2].Add(now_ms);
+          });
       calls.push_back(std::move(call));
     }
     if (!run_writes_.empty()) {
-      PgArray cols[3];
-      for (const MeteredRun& run : run_writes_) {
-        cols[0].Add(run.workload_id);
-        cols[1].Add(run.product_code);
-        cols[2].Add(run.started_ms);
-      }
-      Call call{"open_runs", {}};
-      for (PgArray& col : cols) call.params.push_back(col.Take());
+      Call call = ArrayCall<3>("open_runs", run_writes_, [](const MeteredRun& run, PgArray* c) {
+        c[0].Add(run.workload_id);
+        c[1].Add(run.product_code);
+        c[2].Add(run.started_ms);
+      });
       calls.push_back(std::move(call));
     }
     if (!registration_token_writes_.empty()) {
-      PgArray cols[6];
-      for (const RegistrationTokenRow& row : registration_token_writes_) {
-        cols[0].Add(row.token);
-        cols[1].Add(row.seller_account);
-        cols[2].Add(row.product_code);
-        cols[3].Add(row.customer_account);
-        cols[4].Add(row.license_arn);
-        cols[5].Add(row.issued_ms);
-      }
-      Call call{"put_registration_tokens", {}};
-      for (PgArray& col : cols) call.params.push_back(col.Take());
+      Call call = ArrayCall<6>("put_registration_tokens", registration_token_writes_,
+                               [](const RegistrationTokenRow& row, PgArray* c) {
+                                 c[0].Add(row.token);
+                                 c[1].Add(row.seller_account);
+                                 c[2].Add(row.product_code);
+                                 c[3].Add(row.customer_account);
+                                 c[4].Add(row.license_arn);
+                                 c[5].Add(row.issued_ms);
+                               });
       calls.push_back(std::move(call));
     }
     for (Call& call : other_writes_) calls.push_back(std::move(call));
     if (!audit_writes_.empty()) {
-      PgArray cols[8];
-      for (const AuditEventRow& row : audit_writes_) {
-        cols[0].Add(row.event_id);
-        cols[1].Add(row.event_time_ms);
-        cols[2].Add(row.event_source);
-        cols[3].Add(row.event_name);
-        cols[4].Add(row.account_id);
-        cols[5].Add(row.access_key_id);
-        cols[6].Add(row.error_code);
-        cols[7].Add(row.event_json);
-      }
-      Call call{"insert_audit_events", {}};
-      for (PgArray& col : cols) call.params.push_back(col.Take());
+      Call call = ArrayCall<8>("insert_audit_events", audit_writes_,
+                               [](const AuditEventRow& row, PgArray* c) {
+                                 c[0].Add(row.event_id);
+                                 c[1].Add(row.event_time_ms);
+                                 c[2].Add(row.event_source);
+                                 c[3].Add(row.event_name);
+                                 c[4].Add(row.account_id);
+                                 c[5].Add(row.access_key_id);
+                                 c[6].Add(row.error_code);
+                                 c[7].Add(row.event_json);
+                               });
       calls.push_back(std::move(call));
     }
     ClearWrites();

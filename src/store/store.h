@@ -179,7 +179,8 @@ class Transaction {
 // The keys a unit is going to read, declared before it is submitted, so that a backend on a
 // remote database fetches the keys of a whole group in one round trip instead of one per read.
 // Optional and only an optimisation: a read of an undeclared key still works (it costs a round
-// trip of its own there). The embedded and memory backends ignore it.
+// trip of its own there). Filled only when Store::UsesDeclaredReads(): the embedded and memory
+// backends read locally and ignore it.
 struct ReadKeys {
   std::vector<std::string> dedup_keys;
   std::vector<std::pair<std::string, std::string>> client_tokens;  // (caller, token)
@@ -239,6 +240,9 @@ class Store {
   virtual Result<int64_t> CountUsageRows() = 0;
   // The audit trail's reader (never null; lives as long as the store).
   virtual AuditReader* audit_reader() = 0;
+  // True when WriteUnit::reads is used (a remote database fetches a group's keys at once).
+  // Otherwise callers leave `reads` empty and save the copies on the request path.
+  virtual bool UsesDeclaredReads() const { return false; }
 };
 
 // Submits one unit and blocks until it committed or failed (start-up, control-plane and

@@ -1,0 +1,124 @@
+// The embedded store's on-disk layout (docs/STORAGE.md): one RocksDB database in
+// `<data_dir>/ledger/`, one column family per table, keys laid out so that what is written
+// together sorts together (the ledger and the audit trail by time, rollups by period), and one
+// row codec per table. Everything that reads or writes the embedded store's bytes (the backend,
+// its readers, the migration from the SQLite layout, `meterd dump`) goes through this file, so
+// the layout is written down exactly once.
+//
+// Encodings: integers in keys are 8-byte big-endian with the sign bit flipped (so that byte order
+// is numeric order, negative values included); strings in keys are length-prefixed (varint), so
+// that no value can run into the next component. Values are a sequence of fields: varint-length
+// strings and 8-byte little-endian integers, in the order the codec names them.
+//
+// Pure functions; thread-safe.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "store/rollup.h"
+#include "store/store.h"
+
+namespace meterd::store::ledger {
+
+// Column families, in the order they are opened (index = position in the handle vector).
+enum Family : int {
+  kMeta = 0,         // "default": counters and the schema version
+  kUsage = 1,        // (timestamp_ms, seq) -> UsageRow
+  kUsageByAccount,   // (customer_account, timestamp_ms, seq) -> ""
+  kDedup,            // dedup_key -> (record_id, quantity, timestamp_ms, seq)
+  kClientTokens,     // (caller, token) -> ClientTokenEntry
+  kEntitlements,     // (workload, product) -> first_call_ms
+  kRuns,             // (workload, product) -> (started_ms, stopped_ms or -1)
+  kRegistrationTokens,  // token -> RegistrationTokenRow
+  kCatalog,          // version -> CatalogVersion
+  kAudit,            // (event_time_ms, event_id) -> AuditEventRow
+  kRollups,          // RollupKey -> (quantity, records), summed by a merge operator
+  kFamilyCount,
+};
+// The RocksDB name of each family ("default" for kMeta).
+const std::vector<std::string>& FamilyNames();
+
+// Keys of kMeta.
+inline constexpr std::string_view kMetaSchema = "schema";      // fixed64: the layout's version
+inline constexpr std::string_view kMetaNextSeq = "next_seq";   // fixed64: the next ledger seq
+inline constexpr std::string_view kMetaRows = "usage_rows";    // fixed64: ledger rows stored
+// Where this layout came from when it was migrated from the SQLite layout (text, for people).
+inline constexpr std::string_view kMetaMigratedFrom = "migrated_from";
+inline constexpr int64_t kLayoutVersion = 1;
+
+// --- primitive encoders ---------------------------------------------------------------------
+void PutOrderedInt(std::string* out, int64_t v);  // 8 bytes, big-endian, sign bit flipped
+void PutKeyString(std::string* out, std::string_view s);  // varint length + bytes
+void PutFixed(std::string* out, int64_t v);              // 8 bytes little-endian
+std::string FixedValue(int64_t v);
+
+// A cursor over an encoded key or value. Every Get returns false when the bytes run out or do
+// not parse (a corrupt row); the caller turns that into kCorruption.
+class Reader {
+ public:
+  explicit Reader(std::string_view bytes) : rest_(bytes) {}
+  bool OrderedInt(int64_t* v);
+  bool KeyString(std::string* s);
+  bool Fixed(int64_t* v);
+  bool done() const { return rest_.empty(); }
+
+ private:
+  std::string_view rest_;
+};
+bool ParseFixedValue(std::string_view bytes, int64_t* v);
+
+// --- ledger ---------------------------------------------------------------------------------
+std::string UsageKey(int64_t timestamp_ms, int64_t seq);
+bool ParseUsageKey(std::string_view key, int64_t* timestamp_ms, int64_t* seq);
+std::string EncodeUsageRow(const UsageRow& row);
+bool DecodeUsageRow(std::string_view value, UsageRow* row);
+std::string UsageByAccountKey(std::string_view account, int64_t timestamp_ms, int64_t seq);
+// The prefix every key of `account` starts with (its ledger rows in (timestamp, seq) order).
+std::string UsageByAccountPrefix(std::string_view account);
+bool ParseUsageByAccountKey(std::string_view key, std::string* account, int64_t* timestamp_ms,
+                            int64_t* seq);
+
+// What the dedup family holds for a key: the answer a later identical record gets, and where
+// the row is in the ledger.
+struct DedupEntry {
+  std::string record_id;
+  int64_t quantity = 0;
+  int64_t timestamp_ms = 0;
+  int64_t seq = 0;
+};
+std::string EncodeDedupEntry(const DedupEntry& entry);
+bool DecodeDedupEntry(std::string_view value, DedupEntry* entry);
+
+// --- small tables -----------------------------------------------------------------------------
+std::string PairKey(std::string_view first, std::string_view second);
+bool ParsePairKey(std::string_view key, std::string* first, std::string* second);
+std::string EncodeClientToken(const ClientTokenEntry& entry);  // caller and token are the key
+bool DecodeClientToken(std::string_view value, ClientTokenEntry* entry);
+std::string EncodeRun(int64_t started_ms, std::optional<int64_t> stopped_ms);
+bool DecodeRun(std::string_view value, int64_t* started_ms, std::optional<int64_t>* stopped_ms);
+std::string EncodeRegistrationToken(const RegistrationTokenRow& row);  // token is the key
+bool DecodeRegistrationToken(std::string_view value, RegistrationTokenRow* row);
+std::string CatalogKey(int64_t version);
+std::string EncodeCatalogVersion(const CatalogVersion& v);  // version is the key
+bool DecodeCatalogVersion(std::string_view value, CatalogVersion* v);
+
+// --- audit trail ----------------------------------------------------------------------------
+std::string AuditKey(int64_t event_time_ms, std::string_view event_id);
+bool ParseAuditKey(std::string_view key, int64_t* event_time_ms, std::string* event_id);
+std::string EncodeAuditEvent(const AuditEventRow& row);  // time and id are the key
+bool DecodeAuditEvent(std::string_view value, AuditEventRow* row);
+
+// --- rollups --------------------------------------------------------------------------------
+// Ordered by (granularity, period, product, account, dimension, unit, tag key, tag value): a
+// query of one granularity and a period range is one range scan.
+std::string RollupKeyBytes(const RollupKey& key);
+std::string RollupPeriodPrefix(Granularity g, int64_t period_ms);  // granularity + period
+bool ParseRollupKey(std::string_view bytes, RollupKey* key);
+std::string EncodeRollupDelta(const RollupDelta& delta);
+bool DecodeRollupDelta(std::string_view value, RollupDelta* delta);
+
+}  // namespace meterd::store::ledger

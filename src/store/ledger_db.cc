@@ -1,0 +1,130 @@
+#include "store/ledger_db.h"
+
+#include <rocksdb/cache.h>
+#include <rocksdb/filter_policy.h>
+#include <rocksdb/merge_operator.h>
+#include <rocksdb/table.h>
+#include <rocksdb/write_buffer_manager.h>
+
+namespace meterd::store::ledger {
+
+namespace {
+
+// Sums the (quantity, records) pairs of one rollup key: a write adds its delta without reading
+// the current total, so a group's rollups cost one merge operand per distinct key.
+class RollupSum final : public rocksdb::AssociativeMergeOperator {
+ public:
+  bool Merge(const rocksdb::Slice& /*key*/, const rocksdb::Slice* existing,
+             const rocksdb::Slice& value, std::string* new_value,
+             rocksdb::Logger* /*logger*/) const override {
+    RollupDelta sum, add;
+    if (existing != nullptr &&
+        !DecodeRollupDelta(std::string_view(existing->data(), existing->size()), &sum)) {
+      return false;
+    }
+    if (!DecodeRollupDelta(std::string_view(value.data(), value.size()), &add)) return false;
+    sum.quantity += add.quantity;
+    sum.records += add.records;
+    *new_value = EncodeRollupDelta(sum);
+    return true;
+  }
+  const char* Name() const override { return "meterd.RollupSum"; }
+};
+
+// Memory: one budget for the whole process, whatever the ledger's size. Memtables are charged
+// to the block cache, so RSS stays near kCacheBytes plus RocksDB's small fixed overhead.
+constexpr size_t kCacheBytes = size_t{128} << 20;
+constexpr size_t kMemtableBudgetBytes = size_t{64} << 20;
+constexpr size_t kWriteBufferBytes = size_t{32} << 20;  // the hot families' memtable size
+
+struct SharedResources {
+  std::shared_ptr<rocksdb::Cache> cache = rocksdb::NewLRUCache(kCacheBytes);
+  std::shared_ptr<rocksdb::WriteBufferManager> write_buffers =
+      std::make_shared<rocksdb::WriteBufferManager>(kMemtableBudgetBytes, cache);
+  std::shared_ptr<const rocksdb::FilterPolicy> bloom{rocksdb::NewBloomFilterPolicy(10)};
+  std::shared_ptr<rocksdb::MergeOperator> rollup_sum = std::make_shared<RollupSum>();
+};
+
+rocksdb::ColumnFamilyOptions FamilyOptions(const SharedResources& shared, Family family) {
+  rocksdb::ColumnFamilyOptions cf;
+  rocksdb::BlockBasedTableOptions table;
+  table.block_cache = shared.cache;
+  table.cache_index_and_filter_blocks = true;
+  table.pin_l0_filter_and_index_blocks_in_cache = true;
+  table.format_version = 5;
+  // Bloom filters where a point look-up usually misses: a new record's dedup key, a new
+  // ClientToken, a first call's entitlement. Time-ordered families are scanned, not probed.
+  if (family == kDedup || family == kClientTokens || family == kEntitlements ||
+      family == kRegistrationTokens || family == kRuns) {
+    table.filter_policy = shared.bloom;
+    table.whole_key_filtering = true;
+  }
+  cf.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
+  cf.write_buffer_size = kWriteBufferBytes;
+  cf.max_write_buffer_number = 3;
+  cf.level_compaction_dynamic_level_bytes = true;
+  cf.compression = rocksdb::kLZ4Compression;
+  cf.bottommost_compression = rocksdb::kZSTD;
+  if (family == kRollups) cf.merge_operator = shared.rollup_sum;
+  return cf;
+}
+
+const SharedResources& Shared() {
+  static const SharedResources* shared = new SharedResources();
+  return *shared;
+}
+
+}  // namespace
+
+Status FromRocks(const rocksdb::Status& s, const std::string& what) {
+  if (s.ok()) return Status::Ok();
+  const StatusCode code = s.IsCorruption() ? StatusCode::kCorruption : StatusCode::kIoError;
+  return Status(code, "rocksdb: " + what + ": " + s.ToString());
+}
+
+std::string LedgerPath(const std::string& data_dir) { return data_dir + "/ledger"; }
+
+LedgerDb::~LedgerDb() {
+  if (db_ == nullptr) return;
+  for (rocksdb::ColumnFamilyHandle* h : families_) {
+    if (h != nullptr) (void)db_->DestroyColumnFamilyHandle(h);
+  }
+  (void)db_->Close();
+}
+
+Result<std::unique_ptr<LedgerDb>> LedgerDb::Open(const std::string& path, OpenMode mode,
+                                                 const std::string& secondary_path) {
+  const SharedResources& shared = Shared();
+  rocksdb::DBOptions options;
+  options.create_if_missing = mode == OpenMode::kReadWrite;
+  options.create_missing_column_families = mode == OpenMode::kReadWrite;
+  options.write_buffer_manager = shared.write_buffers;
+  // Two cores: flushes and compactions share one background thread pool of two.
+  options.max_background_jobs = 2;
+  options.bytes_per_sync = size_t{1} << 20;
+  options.wal_bytes_per_sync = 0;  // the group commit syncs the WAL itself
+  // A torn last WAL record (a crash mid-write, before its group was answered) is dropped on
+  // recovery; every record before it is kept.
+  options.wal_recovery_mode = rocksdb::WALRecoveryMode::kPointInTimeRecovery;
+  options.max_total_wal_size = size_t{256} << 20;
+  options.keep_log_file_num = 4;
+  options.max_manifest_file_size = size_t{64} << 20;
+  if (mode == OpenMode::kSecondary) options.max_open_files = -1;
+
+  std::vector<rocksdb::ColumnFamilyDescriptor> descriptors;
+  for (int f = 0; f < kFamilyCount; ++f) {
+    descriptors.emplace_back(FamilyNames()[f], FamilyOptions(shared, static_cast<Family>(f)));
+  }
+  std::unique_ptr<LedgerDb> out(new LedgerDb());
+  rocksdb::DB* raw = nullptr;
+  rocksdb::Status s =
+      mode == OpenMode::kReadWrite
+          ? rocksdb::DB::Open(options, path, descriptors, &out->families_, &raw)
+          : rocksdb::DB::OpenAsSecondary(options, path, secondary_path, descriptors,
+                                         &out->families_, &raw);
+  if (!s.ok()) return FromRocks(s, "open " + path);
+  out->db_.reset(raw);
+  return out;
+}
+
+}  // namespace meterd::store::ledger

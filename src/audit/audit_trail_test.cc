@@ -164,7 +164,7 @@ TEST_P(AuditTrailTest, EventsAfterCloseAreCountedAsLost) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Backends, AuditTrailTest,
-                         ::testing::Values("memory", "sqlite", "postgresql"));
+                         ::testing::Values("embedded", "memory", "sqlite", "postgresql"));
 
 }  // namespace
 }  // namespace meterd::audit

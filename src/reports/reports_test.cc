@@ -193,7 +193,7 @@ TEST_P(ReportsStoreTest, RollupsEqualTheSumsOfTheLedger) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Backends, ReportsStoreTest,
-                         ::testing::Values("sqlite", "memory", "postgresql"));
+                         ::testing::Values("embedded", "sqlite", "memory", "postgresql"));
 
 TEST(ReportsMigrationTest, AnUpgradeFromSchemaOneBackfillsTheRollups) {
   TempDir dir;

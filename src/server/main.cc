@@ -54,7 +54,7 @@ struct ServeOptions {
   std::string console_dir;       // default: <bindir>/../console; off: no console
   std::string data_dir = "./data";
   std::string catalog_path;
-  std::string store = "sqlite";
+  std::string store = "embedded";
   std::string clock = "system";
   std::string clock_start;
   int threads = 0;
@@ -469,8 +469,9 @@ int main(int argc, char** argv) {
                     "<bindir>/../console; off: no console)");
   serve
       ->add_option("--store", opt.store,
-                   "Store backend: sqlite (embedded, in --data), postgresql://... (a libpq URI: a "
-                   "database several nodes share) or memory")
+                   "Store backend: embedded (RocksDB in --data; migrates a data dir of the SQLite "
+                   "layout once), sqlite (the previous embedded engine, in --data/meterd.db), "
+                   "postgresql://... (a libpq URI: a database several nodes share) or memory")
       ->capture_default_str();
   serve->add_option("--threads", opt.threads, "HTTP event loops (0: one per core)");
   serve

@@ -4,8 +4,8 @@ namespace meterd::store::ledger {
 
 const std::vector<std::string>& FamilyNames() {
   static const std::vector<std::string> names = {
-      "default",      "usage",   "usage_by_account",    "dedup",   "client_tokens",
-      "entitlements", "runs",    "registration_tokens", "catalog", "audit",
+      "default",      "usage", "usage_by_account",    "dedup",   "client_tokens",
+      "entitlements", "runs",  "registration_tokens", "catalog", "audit",
       "rollups"};
   return names;
 }
@@ -114,9 +114,8 @@ bool DecodeUsageRow(std::string_view value, UsageRow* row) {
   Reader r(value);
   for (std::string* s :
        {&row->record_id, &row->dedup_key, &row->source, &row->region, &row->product_code,
-        &row->seller_account, &row->customer_identifier, &row->customer_account,
-        &row->license_arn, &row->workload_id, &row->dimension, &row->allocations_json,
-        &row->request_id}) {
+        &row->seller_account, &row->customer_identifier, &row->customer_account, &row->license_arn,
+        &row->workload_id, &row->dimension, &row->allocations_json, &row->request_id}) {
     if (!r.KeyString(s)) return false;
   }
   return r.Fixed(&row->usage_hour_ms) && r.Fixed(&row->timestamp_ms) && r.Fixed(&row->quantity) &&

@@ -26,34 +26,34 @@ namespace meterd::store::ledger {
 
 // Column families, in the order they are opened (index = position in the handle vector).
 enum Family : int {
-  kMeta = 0,         // "default": counters and the schema version
-  kUsage = 1,        // (timestamp_ms, seq) -> UsageRow
-  kUsageByAccount,   // (customer_account, timestamp_ms, seq) -> ""
-  kDedup,            // dedup_key -> (record_id, quantity, timestamp_ms, seq)
-  kClientTokens,     // (caller, token) -> ClientTokenEntry
-  kEntitlements,     // (workload, product) -> first_call_ms
-  kRuns,             // (workload, product) -> (started_ms, stopped_ms or -1)
+  kMeta = 0,            // "default": counters and the schema version
+  kUsage = 1,           // (timestamp_ms, seq) -> UsageRow
+  kUsageByAccount,      // (customer_account, timestamp_ms, seq) -> ""
+  kDedup,               // dedup_key -> (record_id, quantity, timestamp_ms, seq)
+  kClientTokens,        // (caller, token) -> ClientTokenEntry
+  kEntitlements,        // (workload, product) -> first_call_ms
+  kRuns,                // (workload, product) -> (started_ms, stopped_ms or -1)
   kRegistrationTokens,  // token -> RegistrationTokenRow
-  kCatalog,          // version -> CatalogVersion
-  kAudit,            // (event_time_ms, event_id) -> AuditEventRow
-  kRollups,          // RollupKey -> (quantity, records), summed by a merge operator
+  kCatalog,             // version -> CatalogVersion
+  kAudit,               // (event_time_ms, event_id) -> AuditEventRow
+  kRollups,             // RollupKey -> (quantity, records), summed by a merge operator
   kFamilyCount,
 };
 // The RocksDB name of each family ("default" for kMeta).
 const std::vector<std::string>& FamilyNames();
 
 // Keys of kMeta.
-inline constexpr std::string_view kMetaSchema = "schema";      // fixed64: the layout's version
-inline constexpr std::string_view kMetaNextSeq = "next_seq";   // fixed64: the next ledger seq
-inline constexpr std::string_view kMetaRows = "usage_rows";    // fixed64: ledger rows stored
+inline constexpr std::string_view kMetaSchema = "schema";     // fixed64: the layout's version
+inline constexpr std::string_view kMetaNextSeq = "next_seq";  // fixed64: the next ledger seq
+inline constexpr std::string_view kMetaRows = "usage_rows";   // fixed64: ledger rows stored
 // Where this layout came from when it was migrated from the SQLite layout (text, for people).
 inline constexpr std::string_view kMetaMigratedFrom = "migrated_from";
 inline constexpr int64_t kLayoutVersion = 1;
 
 // --- primitive encoders ---------------------------------------------------------------------
-void PutOrderedInt(std::string* out, int64_t v);  // 8 bytes, big-endian, sign bit flipped
+void PutOrderedInt(std::string* out, int64_t v);          // 8 bytes, big-endian, sign bit flipped
 void PutKeyString(std::string* out, std::string_view s);  // varint length + bytes
-void PutFixed(std::string* out, int64_t v);              // 8 bytes little-endian
+void PutFixed(std::string* out, int64_t v);               // 8 bytes little-endian
 std::string FixedValue(int64_t v);
 
 // A cursor over an encoded key or value. Every Get returns false when the bytes run out or do

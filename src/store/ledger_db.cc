@@ -117,11 +117,10 @@ Result<std::unique_ptr<LedgerDb>> LedgerDb::Open(const std::string& path, OpenMo
   }
   std::unique_ptr<LedgerDb> out(new LedgerDb());
   rocksdb::DB* raw = nullptr;
-  rocksdb::Status s =
-      mode == OpenMode::kReadWrite
-          ? rocksdb::DB::Open(options, path, descriptors, &out->families_, &raw)
-          : rocksdb::DB::OpenAsSecondary(options, path, secondary_path, descriptors,
-                                         &out->families_, &raw);
+  rocksdb::Status s = mode == OpenMode::kReadWrite
+                          ? rocksdb::DB::Open(options, path, descriptors, &out->families_, &raw)
+                          : rocksdb::DB::OpenAsSecondary(options, path, secondary_path, descriptors,
+                                                         &out->families_, &raw);
   if (!s.ok()) return FromRocks(s, "open " + path);
   out->db_.reset(raw);
   return out;

@@ -254,7 +254,8 @@ struct StoreOptions {
   size_t max_group_units = 4096;
 };
 
-// The factory: picks the backend named by `url`: "sqlite" (default, embedded, in data_dir),
+// The factory: picks the backend named by `url`: "embedded" (default: RocksDB in data_dir/ledger,
+// embedded_store.h), "sqlite" (the previous embedded engine, data_dir/meterd.db),
 // "postgresql://..." or "postgres://..." (a libpq connection URI: a PostgreSQL database that
 // several nodes share; see postgres_store.h) or "memory" (tests only: nothing survives the
 // process).

@@ -2,6 +2,7 @@
 #include <sys/stat.h>
 
 #include "reports/usage_reader.h"
+#include "store/embedded_store.h"
 #include "store/memory_store.h"
 #include "store/postgres_store.h"
 #include "store/sqlite_store.h"
@@ -38,7 +39,14 @@ OpenedStore::~OpenedStore() = default;
 Result<OpenedStore> OpenStoreWithReader(const std::string& url, const StoreOptions& options) {
   std::unique_ptr<Backend> backend;
   std::unique_ptr<reports::UsageReader> reader;
-  if (url.empty() || url == "sqlite") {
+  if (url.empty() || url == "embedded") {
+    if (options.data_dir.empty()) return Status(StatusCode::kInvalidArgument, "--data is required");
+    mkdir(options.data_dir.c_str(), 0700);
+    auto opened = OpenEmbeddedBackend(options.data_dir);
+    if (!opened.ok()) return opened.status();
+    backend = std::move(opened).value();
+    reader = NewEmbeddedUsageReader(backend.get());
+  } else if (url == "sqlite") {
     if (options.data_dir.empty()) return Status(StatusCode::kInvalidArgument, "--data is required");
     mkdir(options.data_dir.c_str(), 0700);
     auto opened = OpenSqliteBackend(options.data_dir);
@@ -58,7 +66,7 @@ Result<OpenedStore> OpenStoreWithReader(const std::string& url, const StoreOptio
     reader = std::make_unique<BorrowedReader>(MemoryBackendReader(backend.get()));
   } else {
     return Status(StatusCode::kInvalidArgument,
-                  "unknown store \"" + url + "\" (use sqlite, postgresql://... or memory)");
+                  "unknown store \"" + url + "\" (use embedded, sqlite, postgresql://... or memory)");
   }
   OpenedStore out;
   out.store = std::make_unique<GroupCommitStore>(std::move(backend), options.max_group_units);

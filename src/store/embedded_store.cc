@@ -1,0 +1,547 @@
+#include "store/embedded_store.h"
+
+#include <rocksdb/utilities/write_batch_with_index.h>
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <atomic>
+
+#include "reports/usage_reader.h"
+#include "store/ledger_codec.h"
+#include "store/ledger_db.h"
+#include "store/rollup.h"
+// MIGRATION-PENDING #include "store/sqlite_migration.h"
+
+namespace meterd::store {
+
+namespace {
+
+using ledger::Family;
+
+Status Corrupt(const std::string& what) {
+  return Status(StatusCode::kCorruption, "embedded store: undecodable " + what);
+}
+
+std::string_view View(const rocksdb::Slice& s) { return {s.data(), s.size()}; }
+
+// --- the audit trail's reader ------------------------------------------------------------------
+class EmbeddedAuditReader final : public AuditReader {
+ public:
+  explicit EmbeddedAuditReader(const ledger::LedgerDb* db) : db_(db) {}
+
+  // Newest first: a reverse scan of the (event_time_ms, event_id) keys from the upper bound of
+  // the query, the other filters applied to each event (the trail keeps one order only: every
+  // further index would cost a write per event, docs/STORAGE.md).
+  Result<AuditPage> LookupAuditEvents(const AuditQuery& q) override {
+    rocksdb::ReadOptions ro;
+    std::unique_ptr<rocksdb::Iterator> it(db_->db()->NewIterator(ro, db_->family(ledger::kAudit)));
+    std::string upper;
+    if (q.after) {
+      upper = ledger::AuditKey(q.after->event_time_ms, q.after->event_id);
+    } else if (q.to_ms) {
+      upper = ledger::AuditKey(*q.to_ms, "");
+    }
+    if (upper.empty()) {
+      it->SeekToLast();
+    } else {
+      it->SeekForPrev(upper);
+      // Strictly before the bound: the cursor's own event, or an event at to_ms, is not in it.
+      if (it->Valid() && View(it->key()) == upper) it->Prev();
+    }
+    AuditPage page;
+    for (; it->Valid(); it->Prev()) {
+      AuditEventRow row;
+      if (!ledger::ParseAuditKey(View(it->key()), &row.event_time_ms, &row.event_id)) {
+        return Corrupt("audit key");
+      }
+      if (q.to_ms && row.event_time_ms >= *q.to_ms) continue;
+      if (q.from_ms && row.event_time_ms < *q.from_ms) break;
+      if (!ledger::DecodeAuditEvent(View(it->value()), &row)) return Corrupt("audit event");
+      if (!q.event_name.empty() && row.event_name != q.event_name) continue;
+      if (!q.event_source.empty() && row.event_source != q.event_source) continue;
+      if (!q.account_id.empty() && row.account_id != q.account_id) continue;
+      if (!q.access_key_id.empty() && row.access_key_id != q.access_key_id) continue;
+      if (!q.error_code.empty() && row.error_code != q.error_code) continue;
+      if (q.errors_only && row.error_code.empty()) continue;
+      if (page.events.size() == q.limit) {
+        page.more = true;
+        break;
+      }
+      page.events.push_back(std::move(row));
+    }
+    METERD_RETURN_IF_ERROR(ledger::FromRocks(it->status(), "audit lookup"));
+    return page;
+  }
+
+ private:
+  const ledger::LedgerDb* db_;
+};
+
+// --- the backend -------------------------------------------------------------------------------
+class EmbeddedBackend final : public Backend, public Transaction {
+ public:
+  explicit EmbeddedBackend(std::unique_ptr<ledger::LedgerDb> db)
+      : db_(std::move(db)),
+        audit_reader_(db_.get()),
+        batch_(rocksdb::BytewiseComparator(), 0,
+               /*overwrite_key=*/true) {}
+
+  Status Load() {
+    int64_t schema = 0;
+    METERD_RETURN_IF_ERROR(ReadMeta(ledger::kMetaSchema, &schema));
+    if (schema > ledger::kLayoutVersion) {
+      return Status(StatusCode::kCorruption, "the data dir was written by a newer meterd (layout " +
+                                                 std::to_string(schema) + ")");
+    }
+    int64_t next_seq = 1, rows = 0;
+    METERD_RETURN_IF_ERROR(ReadMeta(ledger::kMetaNextSeq, &next_seq));
+    METERD_RETURN_IF_ERROR(ReadMeta(ledger::kMetaRows, &rows));
+    next_seq_ = std::max<int64_t>(next_seq, 1);
+    rows_ = rows;
+    if (schema == 0) {
+      rocksdb::WriteOptions wo;
+      wo.sync = true;
+      METERD_RETURN_IF_ERROR(
+          ledger::FromRocks(db_->db()->Put(wo, Meta(), ledger::kMetaSchema,
+                                           ledger::FixedValue(ledger::kLayoutVersion)),
+                            "write the layout version"));
+    }
+    return Status::Ok();
+  }
+
+  ledger::LedgerDb* ledger_db() { return db_.get(); }
+
+  // Backend
+  Status Begin() override {
+    batch_.Clear();
+    rollups_.Clear();
+    pending_seq_ = next_seq_;
+    pending_rows_ = rows_.load();
+    if (needs_resume_) {
+      // The last commit failed (a full disk, an I/O error): RocksDB refuses writes until it has
+      // recovered. Resume fails again while the cause lasts, and the group gets that error.
+      METERD_RETURN_IF_ERROR(ledger::FromRocks(db_->db()->Resume(), "resume after a failed write"));
+      needs_resume_ = false;
+    }
+    return Status::Ok();
+  }
+  Transaction& txn() override { return *this; }
+  AuditReader& audit_reader() override { return audit_reader_; }
+
+  Status Commit() override {
+    for (const auto& [key, delta] : rollups_.deltas()) {
+      METERD_RETURN_IF_ERROR(Rocks(batch_.Merge(Cf(ledger::kRollups), ledger::RollupKeyBytes(key),
+                                                ledger::EncodeRollupDelta(delta)),
+                                   "rollup"));
+    }
+    rollups_.Clear();
+    if (pending_seq_ != next_seq_) {
+      METERD_RETURN_IF_ERROR(
+          Rocks(batch_.Put(Meta(), ledger::kMetaNextSeq, ledger::FixedValue(pending_seq_)), "seq"));
+      METERD_RETURN_IF_ERROR(
+          Rocks(batch_.Put(Meta(), ledger::kMetaRows, ledger::FixedValue(pending_rows_)), "rows"));
+    }
+    if (batch_.GetWriteBatch()->Count() == 0) return Status::Ok();
+    rocksdb::WriteOptions wo;
+    wo.sync = true;  // durable before any unit of the group is answered
+    rocksdb::Status s = db_->db()->Write(wo, batch_.GetWriteBatch());
+    if (!s.ok()) {
+      needs_resume_ = true;
+      return ledger::FromRocks(s, "commit");
+    }
+    next_seq_ = pending_seq_;
+    rows_.store(pending_rows_);
+    batch_.Clear();
+    return Status::Ok();
+  }
+  void Rollback() override {
+    batch_.Clear();
+    rollups_.Clear();
+  }
+  Result<int64_t> CountUsageRows() override { return rows_.load(); }
+
+  // Transaction
+  Result<std::optional<ExistingUsage>> InsertUsageIfAbsent(const UsageRow& r) override {
+    auto existing = FindUsage(r.dedup_key);
+    if (!existing.ok() || existing->has_value()) return existing;
+    const int64_t seq = pending_seq_++;
+    ++pending_rows_;
+    METERD_RETURN_IF_ERROR(
+        Rocks(batch_.Put(Cf(ledger::kUsage), ledger::UsageKey(r.timestamp_ms, seq),
+                         ledger::EncodeUsageRow(r)),
+              "usage"));
+    METERD_RETURN_IF_ERROR(
+        Rocks(batch_.Put(Cf(ledger::kUsageByAccount),
+                         ledger::UsageByAccountKey(r.customer_account, r.timestamp_ms, seq), ""),
+              "usage index"));
+    METERD_RETURN_IF_ERROR(
+        Rocks(batch_.Put(Cf(ledger::kDedup), r.dedup_key,
+                         ledger::EncodeDedupEntry({r.record_id, r.quantity, r.timestamp_ms, seq})),
+              "dedup key"));
+    rollups_.Add(r);
+    return std::optional<ExistingUsage>();
+  }
+
+  Result<std::optional<ExistingUsage>> FindUsage(const std::string& dedup_key) override {
+    std::string value;
+    auto found = Get(ledger::kDedup, dedup_key, &value);
+    if (!found.ok()) return found.status();
+    if (!*found) return std::optional<ExistingUsage>();
+    ledger::DedupEntry entry;
+    if (!ledger::DecodeDedupEntry(value, &entry)) return Corrupt("dedup entry");
+    return std::optional<ExistingUsage>(ExistingUsage{std::move(entry.record_id), entry.quantity});
+  }
+
+  Result<std::optional<ClientTokenEntry>> FindClientToken(const std::string& caller,
+                                                          const std::string& token) override {
+    std::string value;
+    auto found = Get(ledger::kClientTokens, ledger::PairKey(caller, token), &value);
+    if (!found.ok()) return found.status();
+    if (!*found) return std::optional<ClientTokenEntry>();
+    ClientTokenEntry e;
+    e.caller = caller;
+    e.token = token;
+    if (!ledger::DecodeClientToken(value, &e)) return Corrupt("client token");
+    return std::optional<ClientTokenEntry>(std::move(e));
+  }
+
+  Status PutClientToken(const ClientTokenEntry& e) override {
+    return Rocks(batch_.Put(Cf(ledger::kClientTokens), ledger::PairKey(e.caller, e.token),
+                            ledger::EncodeClientToken(e)),
+                 "client token");
+  }
+
+  Result<bool> HasEntitlement(const std::string& workload, const std::string& product) override {
+    std::string value;
+    return Get(ledger::kEntitlements, ledger::PairKey(workload, product), &value);
+  }
+
+  Status PutEntitlement(const std::string& workload, const std::string& product,
+                        int64_t now_ms) override {
+    const std::string key = ledger::PairKey(workload, product);
+    std::string value;
+    auto found = Get(ledger::kEntitlements, key, &value);
+    if (!found.ok()) return found.status();
+    if (*found) return Status::Ok();  // the first call's time stays
+    return Rocks(batch_.Put(Cf(ledger::kEntitlements), key, ledger::FixedValue(now_ms)),
+                 "entitlement");
+  }
+
+  Status OpenRunIfAbsent(const MeteredRun& run) override {
+    const std::string key = ledger::PairKey(run.workload_id, run.product_code);
+    std::string value;
+    auto found = Get(ledger::kRuns, key, &value);
+    if (!found.ok()) return found.status();
+    if (*found) return Status::Ok();
+    return Rocks(batch_.Put(Cf(ledger::kRuns), key, ledger::EncodeRun(run.started_ms, {})), "run");
+  }
+
+  Result<std::vector<MeteredRun>> ListOpenRuns() override {
+    std::vector<MeteredRun> runs;
+    Status st = Scan(ledger::kRuns, [&](std::string_view key, std::string_view value) {
+      MeteredRun run;
+      int64_t started = 0;
+      std::optional<int64_t> stopped;
+      if (!ledger::ParsePairKey(key, &run.workload_id, &run.product_code) ||
+          !ledger::DecodeRun(value, &started, &stopped)) {
+        return Corrupt("run");
+      }
+      if (stopped) return Status::Ok();
+      run.started_ms = started;
+      runs.push_back(std::move(run));
+      return Status::Ok();
+    });
+    if (!st.ok()) return st;
+    std::sort(runs.begin(), runs.end(), [](const MeteredRun& a, const MeteredRun& b) {
+      return std::tie(a.workload_id, a.product_code) < std::tie(b.workload_id, b.product_code);
+    });
+    return runs;
+  }
+
+  Status StopRun(const std::string& workload, const std::string& product,
+                 int64_t stopped_ms) override {
+    const std::string key = ledger::PairKey(workload, product);
+    std::string value;
+    auto found = Get(ledger::kRuns, key, &value);
+    if (!found.ok()) return found.status();
+    if (!*found) return Status::Ok();
+    int64_t started = 0;
+    std::optional<int64_t> stopped;
+    if (!ledger::DecodeRun(value, &started, &stopped)) return Corrupt("run");
+    if (stopped) return Status::Ok();  // a stopped run stays stopped
+    return Rocks(batch_.Put(Cf(ledger::kRuns), key, ledger::EncodeRun(started, stopped_ms)),
+                 "stop run");
+  }
+
+  Result<std::optional<RegistrationTokenRow>> FindRegistrationToken(
+      const std::string& token) override {
+    std::string value;
+    auto found = Get(ledger::kRegistrationTokens, token, &value);
+    if (!found.ok()) return found.status();
+    if (!*found) return std::optional<RegistrationTokenRow>();
+    RegistrationTokenRow row;
+    row.token = token;
+    if (!ledger::DecodeRegistrationToken(value, &row)) return Corrupt("registration token");
+    return std::optional<RegistrationTokenRow>(std::move(row));
+  }
+
+  Status PutRegistrationToken(const RegistrationTokenRow& row) override {
+    std::string value;
+    auto found = Get(ledger::kRegistrationTokens, row.token, &value);
+    if (!found.ok()) return found.status();
+    if (*found) return Status::Ok();  // the first issue time wins
+    return Rocks(batch_.Put(Cf(ledger::kRegistrationTokens), row.token,
+                            ledger::EncodeRegistrationToken(row)),
+                 "registration token");
+  }
+
+  Result<std::vector<RegistrationTokenRow>> ListRegistrationTokens() override {
+    std::vector<RegistrationTokenRow> rows;
+    Status st =
+        Scan(ledger::kRegistrationTokens, [&](std::string_view key, std::string_view value) {
+          RegistrationTokenRow row;
+          row.token = std::string(key);
+          if (!ledger::DecodeRegistrationToken(value, &row)) return Corrupt("registration token");
+          rows.push_back(std::move(row));
+          return Status::Ok();
+        });
+    if (!st.ok()) return st;
+    std::sort(rows.begin(), rows.end(),
+              [](const RegistrationTokenRow& a, const RegistrationTokenRow& b) {
+                return std::tie(a.issued_ms, a.token) < std::tie(b.issued_ms, b.token);
+              });
+    return rows;
+  }
+
+  Result<bool> DeleteRegistrationToken(const std::string& token) override {
+    std::string value;
+    auto found = Get(ledger::kRegistrationTokens, token, &value);
+    if (!found.ok() || !*found) return found;
+    METERD_RETURN_IF_ERROR(
+        Rocks(batch_.Delete(Cf(ledger::kRegistrationTokens), token), "delete registration token"));
+    return true;
+  }
+
+  Result<std::optional<CatalogVersion>> LatestCatalog() override {
+    std::unique_ptr<rocksdb::Iterator> it(BatchIterator(ledger::kCatalog));
+    it->SeekToLast();
+    if (!it->Valid()) {
+      METERD_RETURN_IF_ERROR(ledger::FromRocks(it->status(), "latest catalog"));
+      return std::optional<CatalogVersion>();
+    }
+    CatalogVersion v;
+    ledger::Reader key(View(it->key()));
+    if (!key.OrderedInt(&v.version) || !ledger::DecodeCatalogVersion(View(it->value()), &v)) {
+      return Corrupt("catalog version");
+    }
+    return std::optional<CatalogVersion>(std::move(v));
+  }
+
+  Status PutCatalog(const CatalogVersion& v) override {
+    const std::string key = ledger::CatalogKey(v.version);
+    std::string value;
+    auto found = Get(ledger::kCatalog, key, &value);
+    if (!found.ok()) return found.status();
+    // A unique key, as the SQL backends' primary key: two changes cannot both be version N.
+    if (*found) {
+      return Status(StatusCode::kIoError,
+                    "embedded store: catalog version " + std::to_string(v.version) + " exists");
+    }
+    return Rocks(batch_.Put(Cf(ledger::kCatalog), key, ledger::EncodeCatalogVersion(v)), "catalog");
+  }
+
+  Status PutAuditEvent(const AuditEventRow& row) override {
+    // Event ids are unique: writing the same event again writes the same bytes.
+    return Rocks(batch_.Put(Cf(ledger::kAudit), ledger::AuditKey(row.event_time_ms, row.event_id),
+                            ledger::EncodeAuditEvent(row)),
+                 "audit event");
+  }
+
+  Result<int64_t> DeleteAuditEventsBefore(int64_t before_ms, int64_t limit) override {
+    std::unique_ptr<rocksdb::Iterator> it(BatchIterator(ledger::kAudit));
+    int64_t deleted = 0;
+    for (it->SeekToFirst(); it->Valid() && deleted < limit; it->Next()) {
+      int64_t time = 0;
+      std::string id;
+      if (!ledger::ParseAuditKey(View(it->key()), &time, &id)) return Corrupt("audit key");
+      if (time >= before_ms) break;
+      METERD_RETURN_IF_ERROR(Rocks(batch_.Delete(Cf(ledger::kAudit), it->key()), "prune audit"));
+      ++deleted;
+    }
+    METERD_RETURN_IF_ERROR(ledger::FromRocks(it->status(), "prune audit"));
+    return deleted;
+  }
+
+ private:
+  rocksdb::ColumnFamilyHandle* Cf(Family f) const { return db_->family(f); }
+  rocksdb::ColumnFamilyHandle* Meta() const { return db_->family(ledger::kMeta); }
+  static Status Rocks(const rocksdb::Status& s, const char* what) {
+    return ledger::FromRocks(s, what);
+  }
+
+  // Reads `key` as the group sees it: its own writes first, then the committed state.
+  Result<bool> Get(Family f, const std::string& key, std::string* value) {
+    rocksdb::Status s =
+        batch_.GetFromBatchAndDB(db_->db(), rocksdb::ReadOptions(), Cf(f), key, value);
+    if (s.IsNotFound()) return false;
+    if (!s.ok()) return ledger::FromRocks(s, "read");
+    return true;
+  }
+  rocksdb::Iterator* BatchIterator(Family f) {
+    return batch_.NewIteratorWithBase(Cf(f), db_->db()->NewIterator(rocksdb::ReadOptions(), Cf(f)));
+  }
+  template <typename Visit>
+  Status Scan(Family f, Visit visit) {
+    std::unique_ptr<rocksdb::Iterator> it(BatchIterator(f));
+    for (it->SeekToFirst(); it->Valid(); it->Next()) {
+      METERD_RETURN_IF_ERROR(visit(View(it->key()), View(it->value())));
+    }
+    return ledger::FromRocks(it->status(), "scan");
+  }
+  Status ReadMeta(std::string_view key, int64_t* value) {
+    std::string bytes;
+    rocksdb::Status s = db_->db()->Get(rocksdb::ReadOptions(), Meta(), key, &bytes);
+    if (s.IsNotFound()) return Status::Ok();
+    METERD_RETURN_IF_ERROR(ledger::FromRocks(s, "read meta"));
+    if (!ledger::ParseFixedValue(bytes, value)) return Corrupt("meta " + std::string(key));
+    return Status::Ok();
+  }
+
+  std::unique_ptr<ledger::LedgerDb> db_;
+  EmbeddedAuditReader audit_reader_;
+  // The group being written (writer thread only).
+  rocksdb::WriteBatchWithIndex batch_;
+  RollupAccumulator rollups_;
+  int64_t next_seq_ = 1;      // committed
+  int64_t pending_seq_ = 1;   // inside the group
+  int64_t pending_rows_ = 0;  // inside the group
+  bool needs_resume_ = false;
+  std::atomic<int64_t> rows_{0};  // committed; read from any thread
+};
+
+// --- the reports' reader ----------------------------------------------------------------------
+class EmbeddedUsageReader final : public reports::UsageReader {
+ public:
+  explicit EmbeddedUsageReader(const ledger::LedgerDb* db) : db_(db) {}
+
+  // (timestamp_ms, seq) order: a range scan of the ledger, or of the buyer account's index when
+  // the filter names one (each hit then reads its row from the same snapshot).
+  Result<reports::UsagePage> ListUsage(const reports::UsageFilter& filter,
+                                       const std::optional<reports::LedgerPosition>& after,
+                                       size_t limit) override {
+    const rocksdb::Snapshot* snapshot = db_->db()->GetSnapshot();
+    rocksdb::ReadOptions ro;
+    ro.snapshot = snapshot;
+    auto page = List(ro, filter, after, limit);
+    db_->db()->ReleaseSnapshot(snapshot);
+    return page;
+  }
+
+  Result<std::vector<reports::RollupRow>> ReadRollups(const reports::RollupQuery& q) override {
+    std::unique_ptr<rocksdb::Iterator> it(
+        db_->db()->NewIterator(rocksdb::ReadOptions(), db_->family(ledger::kRollups)));
+    std::vector<reports::RollupRow> rows;
+    for (it->Seek(ledger::RollupPeriodPrefix(q.granularity, q.from_ms)); it->Valid(); it->Next()) {
+      reports::RollupRow row;
+      if (!ledger::ParseRollupKey(View(it->key()), &row.key)) return Corrupt("rollup key");
+      if (row.key.granularity != q.granularity || row.key.period_ms >= q.to_ms) break;
+      if (row.key.tag_key != q.tag_key) continue;
+      if (!q.product_code.empty() && row.key.product_code != q.product_code) continue;
+      if (!q.customer_account.empty() && row.key.customer_account != q.customer_account) continue;
+      if (!q.dimension.empty() && row.key.dimension != q.dimension) continue;
+      RollupDelta total;
+      if (!ledger::DecodeRollupDelta(View(it->value()), &total)) return Corrupt("rollup");
+      row.quantity = total.quantity;
+      row.records = total.records;
+      rows.push_back(std::move(row));
+    }
+    METERD_RETURN_IF_ERROR(ledger::FromRocks(it->status(), "read rollups"));
+    // The key's own order (text compared as bytes), not the length-prefixed order of the bytes.
+    std::sort(
+        rows.begin(), rows.end(),
+        [](const reports::RollupRow& a, const reports::RollupRow& b) { return a.key < b.key; });
+    return rows;
+  }
+
+ private:
+  Result<reports::UsagePage> List(const rocksdb::ReadOptions& ro,
+                                  const reports::UsageFilter& filter,
+                                  const std::optional<reports::LedgerPosition>& after,
+                                  size_t limit) {
+    const bool by_account = !filter.customer_account.empty();
+    const Family family = by_account ? ledger::kUsageByAccount : ledger::kUsage;
+    std::unique_ptr<rocksdb::Iterator> it(db_->db()->NewIterator(ro, db_->family(family)));
+    const std::string prefix =
+        by_account ? ledger::UsageByAccountPrefix(filter.customer_account) : std::string();
+    auto key_at = [&](int64_t timestamp_ms, int64_t seq) {
+      return by_account ? ledger::UsageByAccountKey(filter.customer_account, timestamp_ms, seq)
+                        : ledger::UsageKey(timestamp_ms, seq);
+    };
+    std::string start;
+    if (after) {
+      start = key_at(after->timestamp_ms, after->seq);
+    } else {
+      start = key_at(filter.from_ms.value_or(INT64_MIN), INT64_MIN);
+    }
+    it->Seek(start);
+    if (after && it->Valid() && View(it->key()) == start) it->Next();
+
+    reports::UsagePage page;
+    std::string value;
+    for (; it->Valid(); it->Next()) {
+      const std::string_view key = View(it->key());
+      reports::LedgerRecord rec;
+      if (by_account) {
+        if (key.substr(0, prefix.size()) != prefix) break;
+        std::string account;
+        if (!ledger::ParseUsageByAccountKey(key, &account, &rec.position.timestamp_ms,
+                                            &rec.position.seq)) {
+          return Corrupt("usage index key");
+        }
+      } else if (!ledger::ParseUsageKey(key, &rec.position.timestamp_ms, &rec.position.seq)) {
+        return Corrupt("usage key");
+      }
+      if (filter.to_ms && rec.position.timestamp_ms >= *filter.to_ms) break;
+      if (filter.from_ms && rec.position.timestamp_ms < *filter.from_ms) continue;
+      std::string_view row_bytes;
+      if (by_account) {
+        rocksdb::Status s =
+            db_->db()->Get(ro, db_->family(ledger::kUsage),
+                           ledger::UsageKey(rec.position.timestamp_ms, rec.position.seq), &value);
+        if (!s.ok()) return ledger::FromRocks(s, "usage row of the account index");
+        row_bytes = value;
+      } else {
+        row_bytes = View(it->value());
+      }
+      if (!ledger::DecodeUsageRow(row_bytes, &rec.row)) return Corrupt("usage row");
+      if (!filter.Matches(rec.row)) continue;
+      if (page.records.size() == limit) {
+        page.more = true;
+        break;
+      }
+      page.records.push_back(std::move(rec));
+    }
+    METERD_RETURN_IF_ERROR(ledger::FromRocks(it->status(), "list usage"));
+    return page;
+  }
+
+  const ledger::LedgerDb* db_;
+};
+
+}  // namespace
+
+Result<std::unique_ptr<Backend>> OpenEmbeddedBackend(const std::string& data_dir) {
+  // MIGRATION-PENDING METERD_RETURN_IF_ERROR(MigrateSqliteLayoutIfPresent(data_dir));
+  auto db = ledger::LedgerDb::Open(ledger::LedgerPath(data_dir), ledger::OpenMode::kReadWrite);
+  if (!db.ok()) return db.status();
+  auto backend = std::make_unique<EmbeddedBackend>(std::move(db).value());
+  METERD_RETURN_IF_ERROR(backend->Load());
+  return std::unique_ptr<Backend>(std::move(backend));
+}
+
+std::unique_ptr<reports::UsageReader> NewEmbeddedUsageReader(Backend* embedded_backend) {
+  auto* backend = static_cast<EmbeddedBackend*>(embedded_backend);
+  return std::make_unique<EmbeddedUsageReader>(backend->ledger_db());
+}
+
+}  // namespace meterd::store

@@ -1,10 +1,12 @@
 // meterd-store-bench: the storage ceiling. Writes the rows meterd writes for BatchMeterUsage
 // (same fields, same sizes, dedup keys from the real key function) through the store's own
-// commit path (OpenStore + Submit, group commit, SQLite with synchronous=FULL), from ONE thread,
-// with no HTTP, JSON or SigV4 in the way. Whatever meterd reaches over HTTP is bounded by this.
+// commit path (OpenStore + Submit, group commit, durable), from ONE thread, with no HTTP, JSON or
+// SigV4 in the way. Whatever meterd reaches over HTTP is bounded by this. Each unit also writes
+// one audit event of the size meterd writes per request (a 25-record BatchMeterUsage event is
+// about 1.5 KB), in the same transaction, as meterd does.
 //
-//   meterd-store-bench --data DIR [--records N] [--duration S] [--records-per-unit 25]
-//                      [--inflight 32] [--preload N] [--json]
+//   meterd-store-bench --data DIR [--store embedded|sqlite] [--records N] [--duration S]
+//                      [--records-per-unit 25] [--inflight 32] [--preload N] [--json]
 //
 // --inflight K keeps up to K units queued, as K connections of meterd would, so that group
 // commit can put them in one transaction; --inflight 1 is one unit per transaction.
@@ -50,6 +52,7 @@ constexpr int64_t kPreloadInflight = 2;
 
 struct Options {
   std::string data_dir;
+  std::string store = "embedded";
   int64_t records = -1;    // -1: not bounded by a count
   double duration_s = -1;  // -1: not bounded by time
   int64_t records_per_unit = 25;
@@ -61,7 +64,8 @@ struct Options {
 [[noreturn]] void Usage(const std::string& error) {
   std::fprintf(stderr,
                "meterd-store-bench: %s\n"
-               "usage: meterd-store-bench --data DIR [--records N] [--duration S]\n"
+               "usage: meterd-store-bench --data DIR [--store embedded|sqlite] [--records N]\n"
+               "         [--duration S]\n"
                "         [--records-per-unit 25] [--inflight 32] [--preload N] [--json]\n"
                "  --data must be a new or empty directory; without --records and --duration the\n"
                "  run lasts 10 s; with both it ends at whichever comes first.\n",
@@ -100,6 +104,9 @@ Options ParseOptions(int argc, char** argv) {
     const char* value = argv[++i];
     if (flag == "--data") {
       opt.data_dir = value;
+    } else if (flag == "--store") {
+      opt.store = value;
+      if (opt.store != "embedded" && opt.store != "sqlite") Usage("--store is embedded or sqlite");
     } else if (flag == "--records") {
       opt.records = ParseInt(flag, value, 0, kMaxRecords);
     } else if (flag == "--duration") {
@@ -183,6 +190,30 @@ class RowFactory {
   int64_t hour_ms_;
 };
 
+// The audit event meterd writes for the request of these rows: the facts in columns and a
+// CloudTrail-shaped JSON of about 1.5 KB for 25 records (the request's records, the outcome).
+meterd::store::AuditEventRow AuditEventOf(const std::vector<UsageRow>& rows,
+                                          const std::string& request_id) {
+  meterd::store::AuditEventRow event;
+  event.event_id = meterd::RandomUuid();
+  event.event_time_ms = rows.empty() ? 0 : rows.front().received_ms;
+  event.event_source = "metering-marketplace.amazonaws.com";
+  event.event_name = "BatchMeterUsage";
+  event.account_id = rows.empty() ? "" : rows.front().seller_account;
+  event.access_key_id = "AKIAIOSFODNN7EXAMPLE";
+  std::string json = R"({"eventVersion":"1.08","eventSource":"metering-marketplace.amazonaws.com",)"
+                     R"("eventName":"BatchMeterUsage","requestID":")" +
+                     request_id + R"(","requestParameters":{"UsageRecords":[)";
+  for (size_t i = 0; i < rows.size(); ++i) {
+    if (i > 0) json += ',';
+    json += R"({"CustomerAWSAccountId":")" + rows[i].customer_account + R"(","Dimension":")" +
+            rows[i].dimension + R"(","Quantity":)" + std::to_string(rows[i].quantity) + "}";
+  }
+  json += R"(]},"responseElements":{"records":)" + std::to_string(rows.size()) + "}}";
+  event.event_json = std::move(json);
+  return event;
+}
+
 double Seconds(SteadyClock::duration d) { return std::chrono::duration<double>(d).count(); }
 
 // What a phase measured.
@@ -235,14 +266,15 @@ PhaseResult RunPhase(Store* store, const RowFactory& factory, int64_t* next_row,
     const std::string request_id = meterd::RandomUuid();
     for (int64_t k = 0; k < n; ++k) rows->push_back(factory.Make((*next_row)++, request_id));
     auto inserted = std::make_shared<int64_t>(0);
+    auto event = std::make_shared<meterd::store::AuditEventRow>(AuditEventOf(*rows, request_id));
     WriteUnit unit;
-    unit.apply = [rows, inserted](meterd::store::Transaction& txn) -> Status {
+    unit.apply = [rows, inserted, event](meterd::store::Transaction& txn) -> Status {
       for (const UsageRow& row : *rows) {
         auto existing = txn.InsertUsageIfAbsent(row);
         if (!existing.ok()) return existing.status();
         if (!existing->has_value()) ++*inserted;
       }
-      return Status::Ok();
+      return txn.PutAuditEvent(*event);
     };
     const SteadyClock::time_point submitted_at = SteadyClock::now();
     unit.done = [shared, inserted, n, submitted_at, keep_latencies](const Status& st) {
@@ -294,7 +326,7 @@ int main(int argc, char** argv) {
   const Options opt = ParseOptions(argc, argv);
   meterd::store::StoreOptions store_options;
   store_options.data_dir = opt.data_dir;
-  auto opened = meterd::store::OpenStore("sqlite", store_options);
+  auto opened = meterd::store::OpenStore(opt.store, store_options);
   if (!opened.ok()) {
     std::fprintf(stderr, "meterd-store-bench: %s\n", opened.status().ToString().c_str());
     return 1;

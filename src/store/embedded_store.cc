@@ -1,10 +1,14 @@
 #include "store/embedded_store.h"
 
 #include <rocksdb/utilities/write_batch_with_index.h>
-#include <sys/stat.h>
+#include <sys/statvfs.h>
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
+#include <mutex>
+#include <shared_mutex>
+#include <thread>
 
 #include "reports/usage_reader.h"
 #include "store/ledger_codec.h"
@@ -24,17 +28,60 @@ Status Corrupt(const std::string& what) {
 
 std::string_view View(const rocksdb::Slice& s) { return {s.data(), s.size()}; }
 
+// What readers see: the state of the last synced group (a RocksDB snapshot taken right after that
+// group's write), never a group that is written but not yet durable. A reader holds the
+// database it reads (a shared_ptr), so that a reopen after a failed write waits for it.
+// Thread-safe.
+struct ReadState {
+  std::shared_ptr<ledger::LedgerDb> db;
+  std::shared_ptr<const rocksdb::Snapshot> snapshot;
+};
+
+class DurableView {
+ public:
+  Result<ReadState> Current() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (state_.db == nullptr) {
+      return Status(StatusCode::kIoError,
+                    "embedded store: unavailable (reopening after a failed write)");
+    }
+    return state_;
+  }
+  // Takes ownership of `snapshot`, a snapshot of `db` (released when no reader holds it).
+  void Publish(const std::shared_ptr<ledger::LedgerDb>& db, const rocksdb::Snapshot* snapshot) {
+    ReadState next{
+        db, std::shared_ptr<const rocksdb::Snapshot>(snapshot, [db](const rocksdb::Snapshot* snap) {
+          db->db()->ReleaseSnapshot(snap);
+        })};
+    std::lock_guard<std::mutex> lock(mu_);
+    std::swap(state_, next);
+  }
+  void Clear() {
+    ReadState old;
+    std::lock_guard<std::mutex> lock(mu_);
+    std::swap(state_, old);
+  }
+
+ private:
+  mutable std::mutex mu_;
+  ReadState state_;
+};
+
 // --- the audit trail's reader ------------------------------------------------------------------
 class EmbeddedAuditReader final : public AuditReader {
  public:
-  explicit EmbeddedAuditReader(const ledger::LedgerDb* db) : db_(db) {}
+  explicit EmbeddedAuditReader(const DurableView* view) : view_(view) {}
 
   // Newest first: a reverse scan of the (event_time_ms, event_id) keys from the upper bound of
   // the query, the other filters applied to each event (the trail keeps one order only: every
   // further index would cost a write per event, docs/STORAGE.md).
   Result<AuditPage> LookupAuditEvents(const AuditQuery& q) override {
+    auto state = view_->Current();
+    if (!state.ok()) return state.status();
     rocksdb::ReadOptions ro;
-    std::unique_ptr<rocksdb::Iterator> it(db_->db()->NewIterator(ro, db_->family(ledger::kAudit)));
+    ro.snapshot = state->snapshot.get();
+    const ledger::LedgerDb& db = *state->db;
+    std::unique_ptr<rocksdb::Iterator> it(db.db()->NewIterator(ro, db.family(ledger::kAudit)));
     std::string upper;
     if (q.after) {
       upper = ledger::AuditKey(q.after->event_time_ms, q.after->event_id);
@@ -74,17 +121,49 @@ class EmbeddedAuditReader final : public AuditReader {
   }
 
  private:
-  const ledger::LedgerDb* db_;
+  const DurableView* view_;
 };
 
 // --- the backend -------------------------------------------------------------------------------
 class EmbeddedBackend final : public Backend, public Transaction {
  public:
-  explicit EmbeddedBackend(std::unique_ptr<ledger::LedgerDb> db)
-      : db_(std::move(db)),
-        audit_reader_(db_.get()),
+  explicit EmbeddedBackend(std::string path)
+      : path_(std::move(path)),
+        audit_reader_(&view_),
         batch_(rocksdb::BytewiseComparator(), 0,
                /*overwrite_key=*/true) {}
+
+  ~EmbeddedBackend() override { (void)CloseDb(); }
+
+  // Opens the database and reads its counters; also the recovery after a failed write.
+  Status OpenDb() {
+    auto opened = ledger::LedgerDb::Open(path_, ledger::OpenMode::kReadWrite);
+    if (!opened.ok()) return opened.status();
+    db_ = std::shared_ptr<ledger::LedgerDb>(std::move(opened).value());
+    Status st = Load();
+    if (!st.ok()) (void)CloseDb();
+    return st;
+  }
+
+  // Closes the database once no reader or sync uses it (readers hold it for one lookup).
+  Status CloseDb() {
+    std::unique_lock<std::shared_mutex> exclusive(db_mu_);  // no sync in progress
+    {
+      std::lock_guard<std::mutex> lock(sync_mu_);
+      if (unsynced_snapshot_ != nullptr) db_->db()->ReleaseSnapshot(unsynced_snapshot_);
+      unsynced_snapshot_ = nullptr;
+    }
+    view_.Clear();
+    std::weak_ptr<ledger::LedgerDb> old = db_;
+    db_.reset();
+    for (int waited_ms = 0; !old.expired(); ++waited_ms) {
+      if (waited_ms == 10000) {
+        return Status(StatusCode::kIoError, "embedded store: a reader holds the database");
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+    return Status::Ok();
+  }
 
   Status Load() {
     int64_t schema = 0;
@@ -98,6 +177,7 @@ class EmbeddedBackend final : public Backend, public Transaction {
     METERD_RETURN_IF_ERROR(ReadMeta(ledger::kMetaRows, &rows));
     next_seq_ = std::max<int64_t>(next_seq, 1);
     rows_ = rows;
+    view_.Publish(db_, db_->db()->GetSnapshot());
     if (schema == 0) {
       rocksdb::WriteOptions wo;
       wo.sync = true;
@@ -109,19 +189,23 @@ class EmbeddedBackend final : public Backend, public Transaction {
     return Status::Ok();
   }
 
-  ledger::LedgerDb* ledger_db() { return db_.get(); }
-
   // Backend
   Status Begin() override {
     batch_.Clear();
     rollups_.Clear();
     pending_seq_ = next_seq_;
     pending_rows_ = rows_.load();
-    if (needs_resume_) {
-      // The last commit failed (a full disk, an I/O error): RocksDB refuses writes until it has
-      // recovered. Resume fails again while the cause lasts, and the group gets that error.
-      METERD_RETURN_IF_ERROR(ledger::FromRocks(db_->db()->Resume(), "resume after a failed write"));
-      needs_resume_ = false;
+    if (sync_failed_.exchange(false)) needs_reopen_ = true;
+    if (needs_reopen_) {
+      // A write or sync failed (a full disk, an I/O error). RocksDB's WAL writer is unusable
+      // after an error, so the database is closed and opened again: recovery replays the WAL up
+      // to the failed write and starts a new one. While the cause lasts the open fails, and so
+      // does every group, with that error.
+      METERD_RETURN_IF_ERROR(CloseDb());
+      METERD_RETURN_IF_ERROR(OpenDb());
+      needs_reopen_ = false;
+      pending_seq_ = next_seq_;
+      pending_rows_ = rows_.load();
     }
     return Status::Ok();
   }
@@ -142,18 +226,58 @@ class EmbeddedBackend final : public Backend, public Transaction {
           Rocks(batch_.Put(Meta(), ledger::kMetaRows, ledger::FixedValue(pending_rows_)), "rows"));
     }
     if (batch_.GetWriteBatch()->Count() == 0) return Status::Ok();
-    rocksdb::WriteOptions wo;
-    wo.sync = true;  // durable before any unit of the group is answered
-    rocksdb::Status s = db_->db()->Write(wo, batch_.GetWriteBatch());
+    METERD_RETURN_IF_ERROR(CheckFreeSpace(batch_.GetWriteBatch()->GetDataSize()));
+    // Written and visible to the next groups, not yet durable: SyncCommitted (the store's syncer
+    // thread) fsyncs the WAL before any unit of the group is answered.
+    rocksdb::Status s = db_->db()->Write(rocksdb::WriteOptions(), batch_.GetWriteBatch());
     if (!s.ok()) {
-      needs_resume_ = true;
+      needs_reopen_ = true;
       return ledger::FromRocks(s, "commit");
     }
     next_seq_ = pending_seq_;
-    rows_.store(pending_rows_);
     batch_.Clear();
+    // What readers may see once this group is synced.
+    std::lock_guard<std::mutex> lock(sync_mu_);
+    if (unsynced_snapshot_ != nullptr) db_->db()->ReleaseSnapshot(unsynced_snapshot_);
+    unsynced_snapshot_ = db_->db()->GetSnapshot();
+    unsynced_rows_ = pending_rows_;
     return Status::Ok();
   }
+
+  bool PipelinesSync() const override { return true; }
+
+  Status SyncCommitted() override {
+    // The writer closes and reopens the database only under the exclusive lock, so the database,
+    // the snapshot of its last commit and this sync belong together.
+    std::shared_lock<std::shared_mutex> shared(db_mu_);
+    if (db_ == nullptr) {
+      // A reopen after a failed write failed: nothing written since is known to be durable.
+      return Status(StatusCode::kIoError, "embedded store: unavailable (reopen failed)");
+    }
+    const rocksdb::Snapshot* covered = nullptr;
+    int64_t rows = 0;
+    {
+      std::lock_guard<std::mutex> lock(sync_mu_);
+      covered = unsynced_snapshot_;
+      rows = unsynced_rows_;
+      unsynced_snapshot_ = nullptr;
+    }
+    // Every group committed before this call is in the WAL files SyncWAL syncs. (Groups written
+    // before a reopen are durable already: the open replayed their WAL and flushed it.)
+    rocksdb::Status s = db_->db()->SyncWAL();
+    if (!s.ok()) {
+      if (covered != nullptr) db_->db()->ReleaseSnapshot(covered);
+      sync_failed_.store(true);
+      return ledger::FromRocks(s, "sync");
+    }
+    if (covered != nullptr) {
+      rows_.store(rows);
+      view_.Publish(db_, covered);
+    }
+    return Status::Ok();
+  }
+
+  const DurableView* view() const { return &view_; }
   void Rollback() override {
     batch_.Clear();
     rollups_.Clear();
@@ -373,6 +497,20 @@ class EmbeddedBackend final : public Backend, public Transaction {
   }
 
  private:
+  // A full disk is refused before RocksDB sees it: a write that fails half-way leaves RocksDB's
+  // WAL writer unusable (then the database is reopened, above). `bytes` is the group's size.
+  Status CheckFreeSpace(size_t bytes) const {
+    struct statvfs fs {};
+    if (statvfs(path_.c_str(), &fs) != 0) return Status::Ok();  // unknown: let the write tell
+    const uint64_t free_bytes = static_cast<uint64_t>(fs.f_bavail) * fs.f_frsize;
+    const uint64_t needed = std::max<uint64_t>(kMinFreeBytes, 4 * static_cast<uint64_t>(bytes));
+    if (free_bytes >= needed) return Status::Ok();
+    return Status(StatusCode::kIoError, "embedded store: the disk is full (" +
+                                            std::to_string(free_bytes) + " bytes free, " +
+                                            std::to_string(needed) + " needed)");
+  }
+  static constexpr uint64_t kMinFreeBytes = uint64_t{1} << 20;
+
   rocksdb::ColumnFamilyHandle* Cf(Family f) const { return db_->family(f); }
   rocksdb::ColumnFamilyHandle* Meta() const { return db_->family(ledger::kMeta); }
   static Status Rocks(const rocksdb::Status& s, const char* what) {
@@ -407,7 +545,12 @@ class EmbeddedBackend final : public Backend, public Transaction {
     return Status::Ok();
   }
 
-  std::unique_ptr<ledger::LedgerDb> db_;
+  const std::string path_;
+  // The open database (null while a reopen fails). Changed only by the writer thread, under
+  // db_mu_ held exclusively; the syncer reads it under db_mu_ shared.
+  std::shared_ptr<ledger::LedgerDb> db_;
+  std::shared_mutex db_mu_;
+  DurableView view_;
   EmbeddedAuditReader audit_reader_;
   // The group being written (writer thread only).
   rocksdb::WriteBatchWithIndex batch_;
@@ -415,31 +558,38 @@ class EmbeddedBackend final : public Backend, public Transaction {
   int64_t next_seq_ = 1;      // committed
   int64_t pending_seq_ = 1;   // inside the group
   int64_t pending_rows_ = 0;  // inside the group
-  bool needs_resume_ = false;
-  std::atomic<int64_t> rows_{0};  // committed; read from any thread
+  bool needs_reopen_ = false;
+  std::atomic<bool> sync_failed_{false};
+  std::atomic<int64_t> rows_{0};  // synced; read from any thread
+  std::mutex sync_mu_;
+  const rocksdb::Snapshot* unsynced_snapshot_ = nullptr;  // under sync_mu_: the last commit
+  int64_t unsynced_rows_ = 0;                             // under sync_mu_
 };
 
 // --- the reports' reader ----------------------------------------------------------------------
 class EmbeddedUsageReader final : public reports::UsageReader {
  public:
-  explicit EmbeddedUsageReader(const ledger::LedgerDb* db) : db_(db) {}
+  explicit EmbeddedUsageReader(const DurableView* view) : view_(view) {}
 
   // (timestamp_ms, seq) order: a range scan of the ledger, or of the buyer account's index when
   // the filter names one (each hit then reads its row from the same snapshot).
   Result<reports::UsagePage> ListUsage(const reports::UsageFilter& filter,
                                        const std::optional<reports::LedgerPosition>& after,
                                        size_t limit) override {
-    const rocksdb::Snapshot* snapshot = db_->db()->GetSnapshot();
+    auto state = view_->Current();
+    if (!state.ok()) return state.status();
     rocksdb::ReadOptions ro;
-    ro.snapshot = snapshot;
-    auto page = List(ro, filter, after, limit);
-    db_->db()->ReleaseSnapshot(snapshot);
-    return page;
+    ro.snapshot = state->snapshot.get();
+    return List(*state->db, ro, filter, after, limit);
   }
 
   Result<std::vector<reports::RollupRow>> ReadRollups(const reports::RollupQuery& q) override {
-    std::unique_ptr<rocksdb::Iterator> it(
-        db_->db()->NewIterator(rocksdb::ReadOptions(), db_->family(ledger::kRollups)));
+    auto state = view_->Current();
+    if (!state.ok()) return state.status();
+    rocksdb::ReadOptions ro;
+    ro.snapshot = state->snapshot.get();
+    const ledger::LedgerDb& db = *state->db;
+    std::unique_ptr<rocksdb::Iterator> it(db.db()->NewIterator(ro, db.family(ledger::kRollups)));
     std::vector<reports::RollupRow> rows;
     for (it->Seek(ledger::RollupPeriodPrefix(q.granularity, q.from_ms)); it->Valid(); it->Next()) {
       reports::RollupRow row;
@@ -464,13 +614,13 @@ class EmbeddedUsageReader final : public reports::UsageReader {
   }
 
  private:
-  Result<reports::UsagePage> List(const rocksdb::ReadOptions& ro,
+  Result<reports::UsagePage> List(const ledger::LedgerDb& db, const rocksdb::ReadOptions& ro,
                                   const reports::UsageFilter& filter,
                                   const std::optional<reports::LedgerPosition>& after,
                                   size_t limit) {
     const bool by_account = !filter.customer_account.empty();
     const Family family = by_account ? ledger::kUsageByAccount : ledger::kUsage;
-    std::unique_ptr<rocksdb::Iterator> it(db_->db()->NewIterator(ro, db_->family(family)));
+    std::unique_ptr<rocksdb::Iterator> it(db.db()->NewIterator(ro, db.family(family)));
     const std::string prefix =
         by_account ? ledger::UsageByAccountPrefix(filter.customer_account) : std::string();
     auto key_at = [&](int64_t timestamp_ms, int64_t seq) {
@@ -506,8 +656,8 @@ class EmbeddedUsageReader final : public reports::UsageReader {
       std::string_view row_bytes;
       if (by_account) {
         rocksdb::Status s =
-            db_->db()->Get(ro, db_->family(ledger::kUsage),
-                           ledger::UsageKey(rec.position.timestamp_ms, rec.position.seq), &value);
+            db.db()->Get(ro, db.family(ledger::kUsage),
+                         ledger::UsageKey(rec.position.timestamp_ms, rec.position.seq), &value);
         if (!s.ok()) return ledger::FromRocks(s, "usage row of the account index");
         row_bytes = value;
       } else {
@@ -525,23 +675,21 @@ class EmbeddedUsageReader final : public reports::UsageReader {
     return page;
   }
 
-  const ledger::LedgerDb* db_;
+  const DurableView* view_;
 };
 
 }  // namespace
 
 Result<std::unique_ptr<Backend>> OpenEmbeddedBackend(const std::string& data_dir) {
   // MIGRATION-PENDING METERD_RETURN_IF_ERROR(MigrateSqliteLayoutIfPresent(data_dir));
-  auto db = ledger::LedgerDb::Open(ledger::LedgerPath(data_dir), ledger::OpenMode::kReadWrite);
-  if (!db.ok()) return db.status();
-  auto backend = std::make_unique<EmbeddedBackend>(std::move(db).value());
-  METERD_RETURN_IF_ERROR(backend->Load());
+  auto backend = std::make_unique<EmbeddedBackend>(ledger::LedgerPath(data_dir));
+  METERD_RETURN_IF_ERROR(backend->OpenDb());
   return std::unique_ptr<Backend>(std::move(backend));
 }
 
 std::unique_ptr<reports::UsageReader> NewEmbeddedUsageReader(Backend* embedded_backend) {
   auto* backend = static_cast<EmbeddedBackend*>(embedded_backend);
-  return std::make_unique<EmbeddedUsageReader>(backend->ledger_db());
+  return std::make_unique<EmbeddedUsageReader>(backend->view());
 }
 
 }  // namespace meterd::store

@@ -23,6 +23,12 @@ GroupCommitStore::GroupCommitStore(std::unique_ptr<Backend> backend, size_t max_
     pthread_setname_np(pthread_self(), "meterd-writer");
     WriterLoop();
   });
+  if (backend_->PipelinesSync()) {
+    syncer_ = std::thread([this] {
+      pthread_setname_np(pthread_self(), "meterd-syncer");
+      SyncerLoop();
+    });
+  }
 }
 
 GroupCommitStore::~GroupCommitStore() { Close(); }
@@ -48,6 +54,8 @@ void GroupCommitStore::Close() {
     cv_.notify_one();
   }
   if (writer_.joinable()) writer_.join();
+  // The writer has handed over its last group (WriterLoop sets writer_done_ on its way out).
+  if (syncer_.joinable()) syncer_.join();
 }
 
 StoreStats GroupCommitStore::Stats() const {
@@ -86,12 +94,17 @@ Status GroupCommitStore::RunGroup(std::vector<WriteUnit>& group) {
 }
 
 void GroupCommitStore::WriterLoop() {
+  const bool pipelined = backend_->PipelinesSync();
   std::vector<WriteUnit> group;
   while (true) {
     {
       std::unique_lock<std::mutex> lock(mu_);
       cv_.wait(lock, [this] { return closing_ || !queue_.empty(); });
-      if (queue_.empty()) return;  // closing and drained
+      if (queue_.empty()) {  // closing and drained
+        writer_done_ = true;
+        sync_cv_.notify_one();
+        return;
+      }
       while (!queue_.empty() && group.size() < max_group_units_) {
         group.push_back(std::move(queue_.front()));
         queue_.pop_front();
@@ -103,32 +116,61 @@ void GroupCommitStore::WriterLoop() {
       if (!backend_->ShouldRetryGroup()) break;
       status = RunGroup(group);
     }
-    const auto finished = std::chrono::steady_clock::now();
-    CommitObserver* observer = nullptr;
-    {
+    if (pipelined && status.ok()) {
+      // Written, not yet durable: the syncer answers it after the fsync that covers it.
       std::lock_guard<std::mutex> lock(mu_);
-      stats_.groups++;
-      stats_.units += group.size();
-      if (!status.ok()) {
-        stats_.failed_groups++;
-        stats_.last_error = status.ToString();
-        stats_.last_error_steady_ms =
-            std::chrono::duration_cast<std::chrono::milliseconds>(finished.time_since_epoch())
-                .count();
-      }
-      observer = commit_observer_;
+      unsynced_.push_back(Committed{std::move(group), started});
+      sync_cv_.notify_one();
+    } else {
+      // A failed group wrote nothing: its answer needs no fsync.
+      Finish(group, status, started);
     }
-    // The observer first: whoever is answered (and then scrapes the metrics) finds the group
-    // already counted.
-    if (observer != nullptr) {
-      observer->OnGroupCommit(GroupCommit{
-          group.size(),
-          std::chrono::duration_cast<std::chrono::microseconds>(finished - started).count(),
-          status.ok()});
-    }
-    for (auto& unit : group) unit.done(status);
     group.clear();
   }
+}
+
+void GroupCommitStore::SyncerLoop() {
+  std::deque<Committed> batch;
+  while (true) {
+    {
+      std::unique_lock<std::mutex> lock(mu_);
+      sync_cv_.wait(lock, [this] { return writer_done_ || !unsynced_.empty(); });
+      if (unsynced_.empty()) return;  // the writer is gone and everything is answered
+      batch.swap(unsynced_);
+    }
+    // One fsync for every group committed so far.
+    const Status status = backend_->SyncCommitted();
+    for (Committed& committed : batch) Finish(committed.group, status, committed.started);
+    batch.clear();
+  }
+}
+
+void GroupCommitStore::Finish(std::vector<WriteUnit>& group, const Status& status,
+                              std::chrono::steady_clock::time_point started) {
+  const auto finished = std::chrono::steady_clock::now();
+  CommitObserver* observer = nullptr;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stats_.groups++;
+    stats_.units += group.size();
+    if (!status.ok()) {
+      stats_.failed_groups++;
+      stats_.last_error = status.ToString();
+      stats_.last_error_steady_ms =
+          std::chrono::duration_cast<std::chrono::milliseconds>(finished.time_since_epoch())
+              .count();
+    }
+    observer = commit_observer_;
+  }
+  // The observer first: whoever is answered (and then scrapes the metrics) finds the group
+  // already counted.
+  if (observer != nullptr) {
+    observer->OnGroupCommit(GroupCommit{
+        group.size(),
+        std::chrono::duration_cast<std::chrono::microseconds>(finished - started).count(),
+        status.ok()});
+  }
+  for (auto& unit : group) unit.done(status);
 }
 
 }  // namespace meterd::store

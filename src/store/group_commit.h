@@ -2,6 +2,7 @@
 // transaction primitives; this class supplies the queue, the batching and the answers.
 #pragma once
 
+#include <chrono>
 #include <condition_variable>
 #include <deque>
 #include <memory>
@@ -32,6 +33,14 @@ class Backend {
   // serialization failure, or a lost connection before anything of the group was sent), so
   // the writer re-runs the whole group instead of failing it. The default: never.
   virtual bool ShouldRetryGroup() const { return false; }
+  // Pipelined durability (optional). When true, Commit() only makes the group visible to the
+  // groups after it (written, not yet synced), and SyncCommitted() makes every group committed
+  // before the call durable (one fsync). The store answers a group only after a SyncCommitted
+  // that began after the group's Commit returned, so no answer precedes its fsync; meanwhile the
+  // writer runs the next group. SyncCommitted runs on a thread of its own, concurrently with
+  // Begin/apply/Commit; readers must see synced groups only.
+  virtual bool PipelinesSync() const { return false; }
+  virtual Status SyncCommitted() { return Status::Ok(); }
   virtual Result<int64_t> CountUsageRows() = 0;
   // Safe to use from any thread (see AuditReader).
   virtual AuditReader& audit_reader() = 0;
@@ -52,6 +61,11 @@ class GroupCommitStore final : public Store {
 
  private:
   void WriterLoop();
+  // Pipelined backends: answers the committed groups once SyncCommitted made them durable.
+  void SyncerLoop();
+  // Counts a finished group, tells the observer, then answers its units.
+  void Finish(std::vector<WriteUnit>& group, const Status& status,
+              std::chrono::steady_clock::time_point started);
   // One attempt at the group: Begin, Prefetch, every apply, Commit (Rollback on failure).
   Status RunGroup(std::vector<WriteUnit>& group);
 
@@ -63,7 +77,16 @@ class GroupCommitStore final : public Store {
   bool closing_ = false;
   StoreStats stats_;
   CommitObserver* commit_observer_ = nullptr;  // under mu_
+  // Pipelined backends: groups committed and not yet synced, with when each group started.
+  struct Committed {
+    std::vector<WriteUnit> group;
+    std::chrono::steady_clock::time_point started;
+  };
+  std::deque<Committed> unsynced_;  // under mu_
+  bool writer_done_ = false;        // under mu_: the writer has exited (the syncer drains, exits)
+  std::condition_variable sync_cv_;
   std::thread writer_;
+  std::thread syncer_;
 };
 
 }  // namespace meterd::store

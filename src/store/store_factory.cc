@@ -65,8 +65,9 @@ Result<OpenedStore> OpenStoreWithReader(const std::string& url, const StoreOptio
     backend = NewMemoryBackend();
     reader = std::make_unique<BorrowedReader>(MemoryBackendReader(backend.get()));
   } else {
-    return Status(StatusCode::kInvalidArgument,
-                  "unknown store \"" + url + "\" (use embedded, sqlite, postgresql://... or memory)");
+    return Status(
+        StatusCode::kInvalidArgument,
+        "unknown store \"" + url + "\" (use embedded, sqlite, postgresql://... or memory)");
   }
   OpenedStore out;
   out.store = std::make_unique<GroupCommitStore>(std::move(backend), options.max_group_units);

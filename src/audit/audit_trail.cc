@@ -29,12 +29,12 @@ AuditTrail::AuditTrail(store::Store* store, const Clock* clock)
 void AuditTrail::OnApiCall(const protocol::ApiCall& call) {
   // When the call arrived, on the server's clock (the test clock when there is one).
   const int64_t event_time = clock_->NowMillis() - call.latency_us / 1000;
-  Record(MeteringEvent(call, event_time, RandomUuid()));
+  Record(MeteringEvent(call, event_time, TimeOrderedUuid()));
 }
 
 void AuditTrail::RecordAdmin(const HttpRequest& request, const HttpResponse& response,
                              bool authenticated) {
-  Record(AdminEvent(request, response, authenticated, clock_->NowMillis(), RandomUuid()));
+  Record(AdminEvent(request, response, authenticated, clock_->NowMillis(), TimeOrderedUuid()));
 }
 
 void AuditTrail::Record(store::AuditEventRow row) {

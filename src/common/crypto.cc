@@ -5,7 +5,9 @@
 #include <openssl/rand.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cstdlib>
+#include <mutex>
 #include <random>
 
 namespace meterd {
@@ -94,6 +96,13 @@ std::mt19937_64& ThreadRng() {
   }();
   return rng;
 }
+
+// The canonical 8-4-4-4-12 lower-case text of 16 bytes.
+std::string FormatUuid(const uint8_t (&b)[16]) {
+  std::string hex = HexEncode(b, 16);
+  return hex.substr(0, 8) + "-" + hex.substr(8, 4) + "-" + hex.substr(12, 4) + "-" +
+         hex.substr(16, 4) + "-" + hex.substr(20, 12);
+}
 }  // namespace
 
 std::string RandomUuid() {
@@ -106,9 +115,43 @@ std::string RandomUuid() {
   }
   b[6] = (b[6] & 0x0f) | 0x40;
   b[8] = (b[8] & 0x3f) | 0x80;
-  std::string hex = HexEncode(b, 16);
-  return hex.substr(0, 8) + "-" + hex.substr(8, 4) + "-" + hex.substr(12, 4) + "-" +
-         hex.substr(16, 4) + "-" + hex.substr(20, 12);
+  return FormatUuid(b);
+}
+
+std::string TimeOrderedUuid() {
+  uint8_t b[16];
+  // b[6..7] seed a new millisecond's counter; b[8..15] are rand_b.
+  if (RAND_bytes(b + 6, 10) != 1) abort();  // no entropy: nothing safe to do
+  int64_t ms;
+  uint16_t counter;
+  {
+    // The last (timestamp, counter) handed out, process-wide: each id is greater than the last.
+    static std::mutex mu;
+    static int64_t last_ms = 0;
+    static uint16_t last_counter = 0;
+    const int64_t now = std::chrono::duration_cast<std::chrono::milliseconds>(
+                            std::chrono::system_clock::now().time_since_epoch())
+                            .count();
+    std::lock_guard<std::mutex> lock(mu);
+    if (now > last_ms) {
+      last_ms = now;
+      // A random start below 0x800 leaves at least 2048 ids in the millisecond.
+      last_counter = static_cast<uint16_t>(((b[6] << 8) | b[7]) & 0x7ff);
+    } else if (last_counter < 0xfff) {
+      ++last_counter;  // same millisecond, or the clock stepped back: count on
+    } else {
+      ++last_ms;  // the counter is spent: borrow the next millisecond (RFC 9562 6.2)
+      last_counter = 0;
+    }
+    ms = last_ms;
+    counter = last_counter;
+  }
+  for (int i = 0; i < 6; ++i)
+    b[i] = static_cast<uint8_t>(static_cast<uint64_t>(ms) >> (40 - 8 * i));
+  b[6] = static_cast<uint8_t>(0x70 | (counter >> 8));
+  b[7] = static_cast<uint8_t>(counter & 0xff);
+  b[8] = (b[8] & 0x3f) | 0x80;
+  return FormatUuid(b);
 }
 
 std::string SecureRandomString(std::string_view alphabet, size_t length) {

@@ -179,7 +179,7 @@ Status MeteringService::MeterTaskRuns() {
       if (!product->hourly_dimension.empty()) {
         for (const HourSlice& slice : SliceRun(run.started_ms, end, stopped)) {
           store::UsageRow row;
-          row.record_id = RandomUuid();
+          row.record_id = TimeOrderedUuid();
           row.dedup_key = TaskRunDedupKey(run.workload_id, run.product_code, slice.hour_ms);
           row.source = "RegisterUsage";
           row.region = workload->region;

@@ -208,7 +208,7 @@ void MeteringService::BatchMeterUsage(const CallContext& ctx, BatchMeterUsageInp
     }
     if (!p.subscribed) continue;
     store::UsageRow& row = p.row;
-    row.record_id = RandomUuid();
+    row.record_id = TimeOrderedUuid();
     row.usage_hour_ms = FloorToHour(r.timestamp_ms);
     row.dedup_key = BatchDedupKey(ctx.region, product->code, buyer->id, r.license_arn, r.dimension,
                                   row.usage_hour_ms);
@@ -321,7 +321,7 @@ void MeteringService::MeterUsage(const CallContext& ctx, const MeterUsageInput& 
   canonical += '|' + std::to_string(input.usage_quantity) + '|' + allocations;
 
   auto row = std::make_shared<store::UsageRow>();
-  row->record_id = RandomUuid();
+  row->record_id = TimeOrderedUuid();
   row->usage_hour_ms = FloorToHour(input.timestamp_ms);
   row->dedup_key = agentcore ? AgentCoreDedupKey(workload->id, token)
                              : MeterUsageDedupKey(workload->id, product->code,

@@ -22,19 +22,31 @@ namespace {
 
 // 1: the ledger and the control plane. 2: the audit trail (D17), usage rollups, and the ledger's
 // `seq` and query indexes (docs/REPORTS.md); an upgrade from 1 backfills the rollups once.
-constexpr int64_t kSchemaVersion = 2;
+// 3: fewer indexes on the write path (below): the ledger's record-id key and the audit trail's
+// four per-filter indexes are dropped.
+constexpr int64_t kSchemaVersion = 3;
 
 // Each migration step is a list of statements; every step still missing is applied in one
 // transaction. The SQL stays within what CockroachDB and YugabyteDB accept as well (README.md,
 // "PostgreSQL backend"): plain tables, TEXT and BIGINT, primary and unique keys, one identity
-// column, no triggers or advisory locks. The ledger's key is its record id (a random UUID), so
-// that inserts of several nodes do not all land on one hot index page or range; `seq` (step 2)
-// only orders records of the same timestamp in report queries and has no unique index.
+// column, no triggers or advisory locks (but step 3's drop of the ledger's primary key, which
+// CockroachDB refuses: README.md).
+//
+// Every index is a b-tree insert per row, and a random key dirties a page of its own per row at
+// each commit. So the write path keeps only the indexes that decide something or keep a query
+// off a whole-table scan: the ledger's `dedup_key` (UNIQUE: it decides money, and is the key
+// the write path reads and `ON CONFLICT` names), `(timestamp_ms, seq)` and
+// `(customer_account, timestamp_ms, seq)` (report pages, docs/REPORTS.md); the audit trail's
+// `event_id` (the key of `ON CONFLICT`, time-ordered) and `(event_time_ms, event_id)`, which
+// serves every lookup filter by walking newest first and pruning (docs/AUDIT.md). Record ids are
+// time-ordered UUIDs made by meterd and never looked up, so no index of their own (schema 3 drops
+// the primary key schemas 1 and 2 made on them); `seq` (step 2) only orders records of the same
+// timestamp in report queries and has no unique index.
 const std::vector<std::vector<const char*>>& MigrationSteps() {
   static const std::vector<std::vector<const char*>> steps = {
       {
           R"SQL(CREATE TABLE IF NOT EXISTS usage_records (
-            record_id TEXT PRIMARY KEY,
+            record_id TEXT NOT NULL,
             dedup_key TEXT NOT NULL UNIQUE,
             source TEXT NOT NULL,
             region TEXT NOT NULL,
@@ -106,8 +118,8 @@ const std::vector<std::vector<const char*>>& MigrationSteps() {
             records BIGINT NOT NULL,
             PRIMARY KEY (granularity, period_ms, product_code, customer_account, dimension, unit,
                          tag_key, tag_value)))SQL",
-          // The audit trail: the filterable facts in columns, indexes that serve the lookup
-          // filters newest first (as on SQLite).
+          // The audit trail: the filterable facts in columns; the time index serves the lookup
+          // filters newest first.
           R"SQL(CREATE TABLE IF NOT EXISTS audit_events (
             event_id TEXT PRIMARY KEY,
             event_time_ms BIGINT NOT NULL,
@@ -119,14 +131,15 @@ const std::vector<std::vector<const char*>>& MigrationSteps() {
             event TEXT NOT NULL))SQL",
           R"SQL(CREATE INDEX IF NOT EXISTS audit_events_by_time
             ON audit_events (event_time_ms, event_id))SQL",
-          R"SQL(CREATE INDEX IF NOT EXISTS audit_events_by_name
-            ON audit_events (event_name, event_time_ms, event_id))SQL",
-          R"SQL(CREATE INDEX IF NOT EXISTS audit_events_by_account
-            ON audit_events (account_id, event_time_ms, event_id))SQL",
-          R"SQL(CREATE INDEX IF NOT EXISTS audit_events_by_access_key
-            ON audit_events (access_key_id, event_time_ms, event_id))SQL",
-          R"SQL(CREATE INDEX IF NOT EXISTS audit_events_by_error
-            ON audit_events (error_code, event_time_ms, event_id))SQL",
+      },
+      {
+          // What schemas 1 and 2 created and the write path no longer pays for (a new database
+          // never had them): the per-filter audit indexes and the record-id primary key.
+          "DROP INDEX IF EXISTS audit_events_by_name",
+          "DROP INDEX IF EXISTS audit_events_by_account",
+          "DROP INDEX IF EXISTS audit_events_by_access_key",
+          "DROP INDEX IF EXISTS audit_events_by_error",
+          "ALTER TABLE usage_records DROP CONSTRAINT IF EXISTS usage_records_pkey",
       },
   };
   return steps;

@@ -348,6 +348,7 @@ Status BuildLedger(const std::string& sqlite_path, const std::string& path,
 
   // Durable: every memtable flushed into table files, the WAL synced.
   std::vector<rocksdb::ColumnFamilyHandle*> families;
+  families.reserve(ledger::kFamilyCount);
   for (int f = 0; f < ledger::kFamilyCount; ++f) {
     families.push_back(db->family(static_cast<Family>(f)));
   }
@@ -362,11 +363,11 @@ Status BuildLedger(const std::string& sqlite_path, const std::string& path,
 // The name the SQLite file is kept under: meterd.db.migrated, or .migrated.2, .3, ... when a
 // file of an earlier migration holds that name.
 std::string KeptName(const std::string& data_dir) {
-  const std::string base = data_dir + "/meterd.db.migrated";
+  std::string base = data_dir + "/meterd.db.migrated";
   std::error_code ec;
   if (!fs::exists(base, ec)) return base;
   for (int n = 2;; ++n) {
-    const std::string name = base + "." + std::to_string(n);
+    std::string name = base + "." + std::to_string(n);
     if (!fs::exists(name, ec)) return name;
   }
 }

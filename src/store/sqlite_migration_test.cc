@@ -456,6 +456,15 @@ TEST(SqliteMigrationTest, AnInterruptedRenameIsFinished) {
   auto db = OpenLedger(dir.path());
   ASSERT_NE(db, nullptr);
   EXPECT_EQ(MetaFixed(*db, ledger::kMetaRows), 20);
+  db.reset();
+
+  // Interrupted between the -wal's rename and the main file's: the main file joins its WAL.
+  fs::rename(dir.path() + "/meterd.db.migrated", dir.path() + "/meterd.db");
+  std::ofstream(dir.path() + "/meterd.db.migrated-wal") << "";
+  ASSERT_TRUE(MigrateSqliteLayoutIfPresent(dir.path()).ok());
+  EXPECT_FALSE(fs::exists(dir.path() + "/meterd.db"));
+  EXPECT_TRUE(fs::exists(dir.path() + "/meterd.db.migrated"));
+  EXPECT_FALSE(fs::exists(dir.path() + "/meterd.db.migrated.2"));
 }
 
 // A SQLite file next to a ledger that was not migrated from it: refused, both left alone; a file

@@ -42,6 +42,7 @@
 #include "observability/meterd_metrics.h"
 #include "observability/ops_endpoints.h"
 #include "protocol/api_handler.h"
+#include "store/ledger_dump.h"
 #include "store/postgres_store.h"
 #include "store/store.h"
 
@@ -85,6 +86,13 @@ struct ToolOptions {
   std::string format = "pem";
   std::string token;
   std::string public_key_path;
+};
+
+// Options of `meterd dump`.
+struct DumpOptions {
+  std::string data_dir = "./data";
+  std::string sqlite_path;
+  bool verify = false;
 };
 
 // Runs `work` every `interval` on its own thread until stopped (task metering).
@@ -445,6 +453,24 @@ int VerifyToken(const ToolOptions& opt) {
   return 0;
 }
 
+// meterd dump: the embedded ledger (DATA/ledger) as a new SQLite file in the SQLite layout; works
+// while a meterd runs on the data dir. With --verify, prints "ok" or the problems found on stdout
+// (exit status 3 when there are problems).
+int Dump(const DumpOptions& opt) {
+  umask(077);  // the dump holds the ledger: as private as the store
+  std::string report;
+  const meterd::Status st =
+      meterd::store::DumpLedgerToSqlite(opt.data_dir, opt.sqlite_path, opt.verify, &report);
+  if (!st.ok()) {
+    std::cerr << "meterd: dump failed: " << st.ToString() << std::endl;
+    return 1;
+  }
+  std::cerr << "meterd: dumped " << opt.data_dir << "/ledger to " << opt.sqlite_path << std::endl;
+  if (!opt.verify) return 0;
+  std::cout << report << std::endl;
+  return report == "ok" ? 0 : 3;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -570,9 +596,19 @@ int main(int argc, char** argv) {
   verify->add_option("--public-key", tool.public_key_path, "Public key PEM file")->required();
   verify->add_option("--product", tool.product, "Also require this productCode");
 
+  DumpOptions dump_opt;
+  CLI::App* dump = app.add_subcommand(
+      "dump", "Write the embedded ledger (DATA/ledger) into a new SQLite file (SQLite layout)");
+  dump->add_option("--data", dump_opt.data_dir, "Data directory")->capture_default_str();
+  dump->add_option("--sqlite", dump_opt.sqlite_path, "The SQLite file to create (must not exist)")
+      ->required();
+  dump->add_flag("--verify", dump_opt.verify,
+                 "Also verify checksums and the ledger's counters; print ok or the problems");
+
   CLI11_PARSE(app, argc, argv);
   if (serve->parsed()) return Serve(opt);
   if (keys_export->parsed()) return KeysExport(tool);
   if (verify->parsed()) return VerifyToken(tool);
+  if (dump->parsed()) return Dump(dump_opt);
   return 0;
 }

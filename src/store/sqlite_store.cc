@@ -6,139 +6,12 @@
 #include <mutex>
 
 #include "store/rollup.h"
+#include "store/sqlite_schema.h"
 #include "store/wal_checkpointer.h"
 
 namespace meterd::store {
 
 namespace {
-
-// 1: the ledger and the control plane. 2: usage rollups and the ledger's query indexes
-// (issue 5, docs/REPORTS.md); an upgrade from 1 backfills the rollups from the ledger once.
-constexpr int kSchemaVersion = 2;
-
-// The ledger is append-only: triggers refuse UPDATE and DELETE, so no code path (ours or a
-// hand-run query) can change what was acknowledged.
-constexpr const char* kSchema =
-    R"SQL(
-CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL);
-CREATE TABLE IF NOT EXISTS usage_records (
-  seq INTEGER PRIMARY KEY,
-  record_id TEXT NOT NULL UNIQUE,
-  dedup_key TEXT NOT NULL UNIQUE,
-  source TEXT NOT NULL,
-  region TEXT NOT NULL,
-  product_code TEXT NOT NULL,
-  seller_account TEXT NOT NULL,
-  customer_identifier TEXT NOT NULL,
-  customer_account TEXT NOT NULL,
-  license_arn TEXT NOT NULL,
-  workload_id TEXT NOT NULL,
-  dimension TEXT NOT NULL,
-  usage_hour_ms INTEGER NOT NULL,
-  timestamp_ms INTEGER NOT NULL,
-  quantity INTEGER NOT NULL,
-  allocations TEXT NOT NULL,
-  request_id TEXT NOT NULL,
-  received_ms INTEGER NOT NULL
-);
-CREATE TRIGGER IF NOT EXISTS usage_records_no_update BEFORE UPDATE ON usage_records
-  BEGIN SELECT RAISE(ABORT, 'the ledger is append-only'); END;
-CREATE TRIGGER IF NOT EXISTS usage_records_no_delete BEFORE DELETE ON usage_records
-  BEGIN SELECT RAISE(ABORT, 'the ledger is append-only'); END;
-CREATE TABLE IF NOT EXISTS client_tokens (
-  caller TEXT NOT NULL,
-  token TEXT NOT NULL,
-  fingerprint TEXT NOT NULL,
-  record_id TEXT NOT NULL,
-  created_ms INTEGER NOT NULL,
-  PRIMARY KEY (caller, token)
-);
-CREATE TABLE IF NOT EXISTS metered_runs (
-  workload_id TEXT NOT NULL,
-  product_code TEXT NOT NULL,
-  started_ms INTEGER NOT NULL,
-  stopped_ms INTEGER,
-  PRIMARY KEY (workload_id, product_code)
-);
-CREATE TABLE IF NOT EXISTS registration_tokens (
-  token TEXT NOT NULL PRIMARY KEY,
-  seller_account TEXT NOT NULL,
-  product_code TEXT NOT NULL,
-  customer_account TEXT NOT NULL,
-  license_arn TEXT NOT NULL,
-  issued_ms INTEGER NOT NULL
-);
-CREATE TABLE IF NOT EXISTS catalog_versions (
-  version INTEGER PRIMARY KEY,
-  document TEXT NOT NULL,
-  changed_ms INTEGER NOT NULL,
-  change TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS workload_entitlements (
-  workload_id TEXT NOT NULL,
-  product_code TEXT NOT NULL,
-  first_call_ms INTEGER NOT NULL,
-  PRIMARY KEY (workload_id, product_code)
-);
-)SQL"
-    // --- Usage reports (schema 2): rollups kept at write time, and the indexes of ledger queries
-    // (keyset order (timestamp_ms, seq); filters by buyer account). Every index costs ingest
-    // (docs/REPORTS.md):
-    // a product filter walks the time index instead (a seller has few products).
-    R"SQL(
-CREATE TABLE IF NOT EXISTS usage_rollups (
-  granularity INTEGER NOT NULL,
-  period_ms INTEGER NOT NULL,
-  product_code TEXT NOT NULL,
-  customer_account TEXT NOT NULL,
-  dimension TEXT NOT NULL,
-  unit TEXT NOT NULL,
-  tag_key TEXT NOT NULL,
-  tag_value TEXT NOT NULL,
-  quantity INTEGER NOT NULL,
-  records INTEGER NOT NULL,
-  PRIMARY KEY (granularity, period_ms, product_code, customer_account, dimension, unit, tag_key,
-               tag_value)
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS usage_records_by_time ON usage_records (timestamp_ms);
-CREATE INDEX IF NOT EXISTS usage_records_by_account ON usage_records (customer_account,
-                                                                      timestamp_ms);
-)SQL";
-
-// The audit trail (D17): events with the filterable facts in columns, indexes that serve the
-// lookup filters newest first. Standard SQL (PostgreSQL accepts it too). Created on every start
-// (IF NOT EXISTS), so data directories of earlier versions gain it.
-constexpr const char* kAuditSchema = R"SQL(
-CREATE TABLE IF NOT EXISTS audit_events (
-  event_id TEXT NOT NULL PRIMARY KEY,
-  event_time_ms BIGINT NOT NULL,
-  event_source TEXT NOT NULL,
-  event_name TEXT NOT NULL,
-  account_id TEXT NOT NULL,
-  access_key_id TEXT NOT NULL,
-  error_code TEXT NOT NULL,
-  event TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS audit_events_by_time ON audit_events (event_time_ms, event_id);
-CREATE INDEX IF NOT EXISTS audit_events_by_name
-  ON audit_events (event_name, event_time_ms, event_id);
-CREATE INDEX IF NOT EXISTS audit_events_by_account
-  ON audit_events (account_id, event_time_ms, event_id);
-CREATE INDEX IF NOT EXISTS audit_events_by_access_key
-  ON audit_events (access_key_id, event_time_ms, event_id);
-CREATE INDEX IF NOT EXISTS audit_events_by_error
-  ON audit_events (error_code, event_time_ms, event_id);
-)SQL";
-// Adds a transaction's rollup deltas: one statement per distinct key (portable upsert: SQLite
-// >= 3.24 and PostgreSQL).
-constexpr const char* kUpsertRollup = R"SQL(
-INSERT INTO usage_rollups (granularity, period_ms, product_code, customer_account, dimension,
-  unit, tag_key, tag_value, quantity, records)
-VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
-ON CONFLICT (granularity, period_ms, product_code, customer_account, dimension, unit, tag_key,
-  tag_value)
-DO UPDATE SET quantity = usage_rollups.quantity + excluded.quantity,
-  records = usage_rollups.records + excluded.records)SQL";
 
 Status SqlError(sqlite3* db, const std::string& what) {
   int code = sqlite3_extended_errcode(db);
@@ -744,11 +617,11 @@ class SqliteBackend final : public Backend, public Transaction {
 
   Status Migrate() {
     METERD_RETURN_IF_ERROR(Exec("BEGIN IMMEDIATE"));
-    Status st = Exec(kSchema);
-    if (st.ok()) st = Exec(kAuditSchema);
+    Status st = Exec(kSqliteSchema);
+    if (st.ok()) st = Exec(kSqliteAuditSchema);
     if (st.ok()) {
       upsert_rollup_ = std::make_unique<Statement>();
-      st = upsert_rollup_->Prepare(db_, kUpsertRollup);
+      st = upsert_rollup_->Prepare(db_, kSqliteUpsertRollup);
     }
     if (st.ok()) {
       sqlite3_stmt* q = nullptr;
@@ -756,15 +629,15 @@ class SqliteBackend final : public Backend, public Transaction {
       int64_t version = 0;
       if (q && sqlite3_step(q) == SQLITE_ROW) version = sqlite3_column_int64(q, 0);
       sqlite3_finalize(q);
-      if (version > kSchemaVersion) {
+      if (version > kSqliteSchemaVersion) {
         st = Status(StatusCode::kCorruption, "the data dir was written by a newer meterd (schema " +
                                                  std::to_string(version) + ")");
-      } else if (version < kSchemaVersion) {
+      } else if (version < kSqliteSchemaVersion) {
         // A new database has no rows: the backfill is only work on an upgrade.
         st = BackfillRollups();
         if (st.ok()) {
           st = Exec(("INSERT INTO schema_version (version) VALUES (" +
-                     std::to_string(kSchemaVersion) + ")")
+                     std::to_string(kSqliteSchemaVersion) + ")")
                         .c_str());
         }
       }

@@ -17,8 +17,9 @@ $METERD_PG_URL, else one started on first use). The data dir stays the identity 
 first server on a data dir gets a new empty database (CREATE DATABASE), every later server on the
 same data dir (a restart) gets the same one. A test that passes its own `--store` keeps it.
 `query_store(data_dir, sql, params)` / `Meterd.query(...)` read the store of a data dir on
-either backend (SQLite: a private copy of DATA/meterd.db; PostgreSQL: psql), with `?`
-placeholders and SQL that both engines accept.
+either backend (SQLite: a private copy of DATA/meterd.db, or `meterd dump` of the embedded
+ledger DATA/ledger/ into a private SQLite file; PostgreSQL: psql), with `?` placeholders and SQL
+that both engines accept.
 """
 import contextlib
 import json
@@ -111,8 +112,9 @@ def forget_store(data_dir):
 
 def query_store_with_columns(data_dir, sql, params=()):
     """Runs one SELECT on the store of `data_dir`; returns (column names, rows as tuples).
-    SQLite: on a private copy of DATA/meterd.db and its WAL (the running server's files are never
-    touched). PostgreSQL: through psql on the data dir's database. `?` placeholders."""
+    SQLite: on a private copy of DATA/meterd.db and its WAL, or on a dump of DATA/ledger/ (the
+    running server's files are never touched). PostgreSQL: through psql on the data dir's
+    database. `?` placeholders."""
     if POSTGRESQL:
         url = store_url(data_dir, create=False)
         if url is None:
@@ -124,16 +126,44 @@ def query_store_with_columns(data_dir, sql, params=()):
         return [d[0] for d in cur.description or ()], rows
 
 
+def has_ledger(data_dir):
+    """True when `data_dir` holds the embedded RocksDB ledger (DATA/ledger/) rather than
+    DATA/meterd.db."""
+    return os.path.isdir(os.path.join(data_dir, "ledger"))
+
+
+def dump_ledger(data_dir, out_path, verify=False, timeout=300):
+    """Runs `meterd dump --data DATA --sqlite OUT [--verify]`: the embedded ledger of `data_dir`
+    as a new SQLite file in the SQLite layout (it reads the ledger as a RocksDB secondary, so a
+    running server is left alone). Returns the verification report ("ok" or the problems) with
+    verify, else "". Raises AssertionError when the dump itself fails."""
+    cmd = [METERD, "dump", "--data", data_dir, "--sqlite", out_path]
+    if verify:
+        cmd.append("--verify")
+    p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                       timeout=timeout)
+    # 0: dumped (and verified ok); 3: dumped, verification found problems (on stdout).
+    if p.returncode not in (0, 3) or not os.path.exists(out_path):
+        raise AssertionError("meterd dump of %s failed (exit %s): %s"
+                             % (data_dir, p.returncode, p.stderr.strip()))
+    return p.stdout.strip() if verify else ""
+
+
 @contextlib.contextmanager
 def sqlite_copy(data_dir):
-    """A connection to a private copy of DATA/meterd.db and its WAL, removed on exit: reading it
-    never touches (nor locks, nor checkpoints) the running server's files."""
+    """A connection to a private SQLite copy of the store of `data_dir`, removed on exit: reading
+    it never touches (nor locks, nor checkpoints) the running server's files. SQLite layout: a
+    copy of DATA/meterd.db and its WAL. Embedded ledger (DATA/ledger/): `meterd dump` of it
+    (dump_ledger), which has the same tables and columns."""
     src = os.path.join(data_dir, "meterd.db")
     tmp = tempfile.mkdtemp(prefix="meterd-e2e-db-")
     try:
-        for suffix in ("", "-wal"):
-            if os.path.exists(src + suffix):
-                shutil.copyfile(src + suffix, os.path.join(tmp, "meterd.db" + suffix))
+        if has_ledger(data_dir):
+            dump_ledger(data_dir, os.path.join(tmp, "meterd.db"))
+        else:
+            for suffix in ("", "-wal"):
+                if os.path.exists(src + suffix):
+                    shutil.copyfile(src + suffix, os.path.join(tmp, "meterd.db" + suffix))
         con = sqlite3.connect(os.path.join(tmp, "meterd.db"))
         try:
             yield con

@@ -25,7 +25,8 @@ finish `--tail-units` more units, meterd is stopped with SIGTERM and the store i
               an earlier, unanswered attempt is counted as `idempotent_hits` (a retry that got the
               stored answer); a row written by a request that got an error answer is a violation
   integrity   `ok` after every kill and at the end: SQLite's PRAGMA integrity_check on a copy of
-              the db; PostgreSQL's amcheck (every index holds every row, heaps verified)
+              the db (the embedded ledger: `meterd dump --verify`); PostgreSQL's amcheck (every
+              index holds every row, heaps verified)
   rollups     the usage rollups (hour, day, month) are the sums over the ledger at the end
 and a summary line is printed:
   kills=20 units=... records_acknowledged=... lost=0 duplicated=0 unexpected=0 retries=...
@@ -36,8 +37,9 @@ Exit status 0 only when nothing was violated.
   scripts/kill-test.sh --kills 100 --clients 8      # the full form
 
 The store backend is the harness's, $METERD_STORE_BACKEND: sqlite (default; DATA/meterd.db,
-read through a private copy) or postgresql (a database of a PostgreSQL server that the harness
-starts, tests/lib/pg_server.py; only meterd is killed, PostgreSQL keeps running).
+read through a private copy, or the embedded ledger DATA/ledger/, read through `meterd dump`)
+or postgresql (a database of a PostgreSQL server that the harness starts, tests/lib/pg_server.py;
+only meterd is killed, PostgreSQL keeps running).
 
 As a library: `KillTest(kills=20).run()` returns a `Result` (`.ok`, `.summary`, `.violations`);
 `KillTest.close()` stops the server by PID and removes the data dir (call it in tearDown).
@@ -50,6 +52,7 @@ import os
 import random
 import shutil
 import signal
+import sqlite3
 import sys
 import tempfile
 import threading
@@ -280,10 +283,29 @@ def store_check(data_dir, queries):
     """(integrity, one list of rows per query) of the store of `data_dir`, read while no meterd
     writes to it. SQLite: on one private copy of <data_dir>/meterd.db and its WAL (as the
     harness's query_store does), integrity the lines of PRAGMA integrity_check joined by "; ".
+    Embedded ledger (<data_dir>/ledger/): on `meterd dump --verify` of it, integrity its report
+    ("ok" or the problems: checksums, counters, index entries against the ledger rows).
     PostgreSQL: on the data dir's database, integrity from amcheck (pg_server.integrity_check)."""
     if H.POSTGRESQL:
         integrity = pg_server.integrity_check(H.store_url(data_dir))
         return integrity, [H.query_store(data_dir, q) for q in queries]
+    if H.has_ledger(data_dir):
+        # The embedded ledger: `meterd dump --verify` checks its checksums and its bookkeeping
+        # and writes the SQLite layout the queries read.
+        tmp = tempfile.mkdtemp(prefix="meterd-kill-dump-")
+        try:
+            out = os.path.join(tmp, "meterd.db")
+            try:
+                integrity = H.dump_ledger(data_dir, out, verify=True)
+            except AssertionError as e:
+                return "dump failed: %s" % e, [[] for _ in queries]
+            con = sqlite3.connect(out)
+            try:
+                return integrity, [con.execute(q).fetchall() for q in queries]
+            finally:
+                con.close()
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
     with H.sqlite_copy(data_dir) as con:
         check = con.execute("PRAGMA integrity_check").fetchall()
         return "; ".join(r[0] for r in check), [con.execute(q).fetchall() for q in queries]

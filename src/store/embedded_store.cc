@@ -14,7 +14,7 @@
 #include "store/ledger_codec.h"
 #include "store/ledger_db.h"
 #include "store/rollup.h"
-// MIGRATION-PENDING #include "store/sqlite_migration.h"
+#include "store/sqlite_migration.h"
 
 namespace meterd::store {
 
@@ -681,7 +681,7 @@ class EmbeddedUsageReader final : public reports::UsageReader {
 }  // namespace
 
 Result<std::unique_ptr<Backend>> OpenEmbeddedBackend(const std::string& data_dir) {
-  // MIGRATION-PENDING METERD_RETURN_IF_ERROR(MigrateSqliteLayoutIfPresent(data_dir));
+  METERD_RETURN_IF_ERROR(MigrateSqliteLayoutIfPresent(data_dir));
   auto backend = std::make_unique<EmbeddedBackend>(ledger::LedgerPath(data_dir));
   METERD_RETURN_IF_ERROR(backend->OpenDb());
   return std::unique_ptr<Backend>(std::move(backend));

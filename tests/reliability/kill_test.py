@@ -199,10 +199,10 @@ class ServerControl:
         self.closed = False
 
     def start(self):
-        # SQLite: --store sqlite said outright; PostgreSQL: the harness adds the data dir's
-        # database (the same one at every restart).
+        # The embedded store: --store embedded said outright; PostgreSQL: the harness adds the
+        # data dir's database (the same one at every restart).
         srv = H.Meterd(catalog=self.catalog, data_dir=self.data_dir,
-                       extra_args=[] if H.POSTGRESQL else ["--store", "sqlite"], throttle=False)
+                       extra_args=[] if H.POSTGRESQL else ["--store", "embedded"], throttle=False)
         try:
             srv.start(timeout=60)
         except Exception as e:
@@ -588,7 +588,7 @@ class KillTest:
         self.log("kill-test: seed=%d run=%s kills=%d clients=%d delay=%.2f-%.2fs data=%s "
                  "store=%s meterd=%s"
                  % (self.seed, self.plan.run, self.kills, self.clients, self.min_delay,
-                    self.max_delay, self.data_dir, H.store_url(self.data_dir) or "sqlite",
+                    self.max_delay, self.data_dir, H.store_url(self.data_dir) or "embedded",
                     H.METERD))
         self.ctl.start()
         self.workers = [Client(self, c) for c in range(self.clients)]

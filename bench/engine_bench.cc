@@ -829,16 +829,13 @@ class RocksEngine final : public Engine {
     int64_t seq = next_seq_;
     for (const UsageRow& r : g.rows) {
       // The dedup check: the stored keys, then the group's own (a Get does not see the batch).
-      rocksdb::Status s = db->Get(read, db_->family(ledger::kDedup), r.dedup_key, &existing);
+      rocksdb::Status s =
+          db->Get(read, db_->family(ledger::kDedup), ledger::DedupKey(r.dedup_key), &existing);
       if (s.ok()) continue;
       if (!s.IsNotFound()) return ledger::FromRocks(s, "get dedup");
       if (!in_group_.insert(r.dedup_key).second) continue;
-      batch_.Put(db_->family(ledger::kUsage), ledger::UsageKey(r.timestamp_ms, seq),
-                 ledger::EncodeUsageRow(r));
-      batch_.Put(db_->family(ledger::kUsageByAccount),
-                 ledger::UsageByAccountKey(r.customer_account, r.timestamp_ms, seq), "");
-      batch_.Put(db_->family(ledger::kDedup), r.dedup_key,
-                 ledger::EncodeDedupEntry({r.record_id, r.quantity, r.timestamp_ms, seq}));
+      for (const ledger::Entry& e : ledger::NewUsageEntries(r, seq))
+        batch_.Put(db_->family(e.family), e.key, e.value);
       rollups_.Add(r);
       ++seq;
       ++*inserted;

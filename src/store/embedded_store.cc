@@ -1,11 +1,12 @@
 #include "store/embedded_store.h"
 
-#include <rocksdb/utilities/write_batch_with_index.h>
+#include <rocksdb/write_batch.h>
 #include <sys/statvfs.h>
 
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <map>
 #include <mutex>
 #include <shared_mutex>
 #include <thread>
@@ -127,11 +128,7 @@ class EmbeddedAuditReader final : public AuditReader {
 // --- the backend -------------------------------------------------------------------------------
 class EmbeddedBackend final : public Backend, public Transaction {
  public:
-  explicit EmbeddedBackend(std::string path)
-      : path_(std::move(path)),
-        audit_reader_(&view_),
-        batch_(rocksdb::BytewiseComparator(), 0,
-               /*overwrite_key=*/true) {}
+  explicit EmbeddedBackend(std::string path) : path_(std::move(path)), audit_reader_(&view_) {}
 
   ~EmbeddedBackend() override { (void)CloseDb(); }
 
@@ -192,6 +189,7 @@ class EmbeddedBackend final : public Backend, public Transaction {
   // Backend
   Status Begin() override {
     batch_.Clear();
+    overlay_.clear();
     rollups_.Clear();
     pending_seq_ = next_seq_;
     pending_rows_ = rows_.load();
@@ -225,11 +223,12 @@ class EmbeddedBackend final : public Backend, public Transaction {
       METERD_RETURN_IF_ERROR(
           Rocks(batch_.Put(Meta(), ledger::kMetaRows, ledger::FixedValue(pending_rows_)), "rows"));
     }
-    if (batch_.GetWriteBatch()->Count() == 0) return Status::Ok();
-    METERD_RETURN_IF_ERROR(CheckFreeSpace(batch_.GetWriteBatch()->GetDataSize()));
+    overlay_.clear();
+    if (batch_.Count() == 0) return Status::Ok();
+    METERD_RETURN_IF_ERROR(CheckFreeSpace(batch_.GetDataSize()));
     // Written and visible to the next groups, not yet durable: SyncCommitted (the store's syncer
     // thread) fsyncs the WAL before any unit of the group is answered.
-    rocksdb::Status s = db_->db()->Write(rocksdb::WriteOptions(), batch_.GetWriteBatch());
+    rocksdb::Status s = db_->db()->Write(rocksdb::WriteOptions(), &batch_);
     if (!s.ok()) {
       needs_reopen_ = true;
       return ledger::FromRocks(s, "commit");
@@ -280,6 +279,7 @@ class EmbeddedBackend final : public Backend, public Transaction {
   const DurableView* view() const { return &view_; }
   void Rollback() override {
     batch_.Clear();
+    overlay_.clear();
     rollups_.Clear();
   }
   Result<int64_t> CountUsageRows() override { return rows_.load(); }
@@ -290,29 +290,29 @@ class EmbeddedBackend final : public Backend, public Transaction {
     if (!existing.ok() || existing->has_value()) return existing;
     const int64_t seq = pending_seq_++;
     ++pending_rows_;
-    METERD_RETURN_IF_ERROR(
-        Rocks(batch_.Put(Cf(ledger::kUsage), ledger::UsageKey(r.timestamp_ms, seq),
-                         ledger::EncodeUsageRow(r)),
-              "usage"));
-    METERD_RETURN_IF_ERROR(
-        Rocks(batch_.Put(Cf(ledger::kUsageByAccount),
-                         ledger::UsageByAccountKey(r.customer_account, r.timestamp_ms, seq), ""),
-              "usage index"));
-    METERD_RETURN_IF_ERROR(
-        Rocks(batch_.Put(Cf(ledger::kDedup), r.dedup_key,
-                         ledger::EncodeDedupEntry({r.record_id, r.quantity, r.timestamp_ms, seq})),
-              "dedup key"));
+    for (ledger::Entry& e : ledger::NewUsageEntries(r, seq)) {
+      // Only the dedup entry is read back inside a group (an identical record in a later unit).
+      if (e.family == ledger::kDedup) {
+        METERD_RETURN_IF_ERROR(Put(e.family, std::move(e.key), e.value));
+      } else {
+        METERD_RETURN_IF_ERROR(Rocks(batch_.Put(Cf(e.family), e.key, e.value), "usage"));
+      }
+    }
     rollups_.Add(r);
     return std::optional<ExistingUsage>();
   }
 
   Result<std::optional<ExistingUsage>> FindUsage(const std::string& dedup_key) override {
     std::string value;
-    auto found = Get(ledger::kDedup, dedup_key, &value);
+    auto found = Get(ledger::kDedup, ledger::DedupKey(dedup_key), &value);
     if (!found.ok()) return found.status();
     if (!*found) return std::optional<ExistingUsage>();
     ledger::DedupEntry entry;
     if (!ledger::DecodeDedupEntry(value, &entry)) return Corrupt("dedup entry");
+    if (entry.dedup_key != dedup_key) {
+      // Two dedup keys with one 128-bit digest: refused (retryable), never taken as the same.
+      return Status(StatusCode::kInternal, "embedded store: dedup digest collision");
+    }
     return std::optional<ExistingUsage>(ExistingUsage{std::move(entry.record_id), entry.quantity});
   }
 
@@ -330,9 +330,8 @@ class EmbeddedBackend final : public Backend, public Transaction {
   }
 
   Status PutClientToken(const ClientTokenEntry& e) override {
-    return Rocks(batch_.Put(Cf(ledger::kClientTokens), ledger::PairKey(e.caller, e.token),
-                            ledger::EncodeClientToken(e)),
-                 "client token");
+    return Put(ledger::kClientTokens, ledger::PairKey(e.caller, e.token),
+               ledger::EncodeClientToken(e));
   }
 
   Result<bool> HasEntitlement(const std::string& workload, const std::string& product) override {
@@ -347,8 +346,7 @@ class EmbeddedBackend final : public Backend, public Transaction {
     auto found = Get(ledger::kEntitlements, key, &value);
     if (!found.ok()) return found.status();
     if (*found) return Status::Ok();  // the first call's time stays
-    return Rocks(batch_.Put(Cf(ledger::kEntitlements), key, ledger::FixedValue(now_ms)),
-                 "entitlement");
+    return Put(ledger::kEntitlements, key, ledger::FixedValue(now_ms));
   }
 
   Status OpenRunIfAbsent(const MeteredRun& run) override {
@@ -357,7 +355,7 @@ class EmbeddedBackend final : public Backend, public Transaction {
     auto found = Get(ledger::kRuns, key, &value);
     if (!found.ok()) return found.status();
     if (*found) return Status::Ok();
-    return Rocks(batch_.Put(Cf(ledger::kRuns), key, ledger::EncodeRun(run.started_ms, {})), "run");
+    return Put(ledger::kRuns, key, ledger::EncodeRun(run.started_ms, {}));
   }
 
   Result<std::vector<MeteredRun>> ListOpenRuns() override {
@@ -393,8 +391,7 @@ class EmbeddedBackend final : public Backend, public Transaction {
     std::optional<int64_t> stopped;
     if (!ledger::DecodeRun(value, &started, &stopped)) return Corrupt("run");
     if (stopped) return Status::Ok();  // a stopped run stays stopped
-    return Rocks(batch_.Put(Cf(ledger::kRuns), key, ledger::EncodeRun(started, stopped_ms)),
-                 "stop run");
+    return Put(ledger::kRuns, key, ledger::EncodeRun(started, stopped_ms));
   }
 
   Result<std::optional<RegistrationTokenRow>> FindRegistrationToken(
@@ -414,9 +411,7 @@ class EmbeddedBackend final : public Backend, public Transaction {
     auto found = Get(ledger::kRegistrationTokens, row.token, &value);
     if (!found.ok()) return found.status();
     if (*found) return Status::Ok();  // the first issue time wins
-    return Rocks(batch_.Put(Cf(ledger::kRegistrationTokens), row.token,
-                            ledger::EncodeRegistrationToken(row)),
-                 "registration token");
+    return Put(ledger::kRegistrationTokens, row.token, ledger::EncodeRegistrationToken(row));
   }
 
   Result<std::vector<RegistrationTokenRow>> ListRegistrationTokens() override {
@@ -441,21 +436,31 @@ class EmbeddedBackend final : public Backend, public Transaction {
     std::string value;
     auto found = Get(ledger::kRegistrationTokens, token, &value);
     if (!found.ok() || !*found) return found;
-    METERD_RETURN_IF_ERROR(
-        Rocks(batch_.Delete(Cf(ledger::kRegistrationTokens), token), "delete registration token"));
+    METERD_RETURN_IF_ERROR(Delete(ledger::kRegistrationTokens, token));
     return true;
   }
 
   Result<std::optional<CatalogVersion>> LatestCatalog() override {
-    std::unique_ptr<rocksdb::Iterator> it(BatchIterator(ledger::kCatalog));
-    it->SeekToLast();
-    if (!it->Valid()) {
-      METERD_RETURN_IF_ERROR(ledger::FromRocks(it->status(), "latest catalog"));
-      return std::optional<CatalogVersion>();
+    // The highest version: the group's own (the overlay's last catalog entry) or the stored one.
+    std::string key, value;
+    auto mine = overlay_.lower_bound({ledger::kCatalog + 1, std::string()});
+    if (mine != overlay_.begin() && std::prev(mine)->first.first == ledger::kCatalog &&
+        std::prev(mine)->second.has_value()) {
+      key = std::prev(mine)->first.second;
+      value = *std::prev(mine)->second;
     }
+    std::unique_ptr<rocksdb::Iterator> it(
+        db_->db()->NewIterator(rocksdb::ReadOptions(), Cf(ledger::kCatalog)));
+    it->SeekToLast();
+    METERD_RETURN_IF_ERROR(ledger::FromRocks(it->status(), "latest catalog"));
+    if (it->Valid() && View(it->key()) > std::string_view(key)) {
+      key = std::string(View(it->key()));
+      value = std::string(View(it->value()));
+    }
+    if (key.empty()) return std::optional<CatalogVersion>();
     CatalogVersion v;
-    ledger::Reader key(View(it->key()));
-    if (!key.OrderedInt(&v.version) || !ledger::DecodeCatalogVersion(View(it->value()), &v)) {
+    ledger::Reader reader(key);
+    if (!reader.OrderedInt(&v.version) || !ledger::DecodeCatalogVersion(value, &v)) {
       return Corrupt("catalog version");
     }
     return std::optional<CatalogVersion>(std::move(v));
@@ -471,7 +476,7 @@ class EmbeddedBackend final : public Backend, public Transaction {
       return Status(StatusCode::kIoError,
                     "embedded store: catalog version " + std::to_string(v.version) + " exists");
     }
-    return Rocks(batch_.Put(Cf(ledger::kCatalog), key, ledger::EncodeCatalogVersion(v)), "catalog");
+    return Put(ledger::kCatalog, key, ledger::EncodeCatalogVersion(v));
   }
 
   Status PutAuditEvent(const AuditEventRow& row) override {
@@ -482,7 +487,9 @@ class EmbeddedBackend final : public Backend, public Transaction {
   }
 
   Result<int64_t> DeleteAuditEventsBefore(int64_t before_ms, int64_t limit) override {
-    std::unique_ptr<rocksdb::Iterator> it(BatchIterator(ledger::kAudit));
+    // The committed events (a group's own events are newer than any retention bound).
+    std::unique_ptr<rocksdb::Iterator> it(
+        db_->db()->NewIterator(rocksdb::ReadOptions(), Cf(ledger::kAudit)));
     int64_t deleted = 0;
     for (it->SeekToFirst(); it->Valid() && deleted < limit; it->Next()) {
       int64_t time = 0;
@@ -517,24 +524,49 @@ class EmbeddedBackend final : public Backend, public Transaction {
     return ledger::FromRocks(s, what);
   }
 
-  // Reads `key` as the group sees it: its own writes first, then the committed state.
+  // Reads `key` as the group sees it: its own writes first (the overlay), then the state the
+  // groups before it wrote.
   Result<bool> Get(Family f, const std::string& key, std::string* value) {
-    rocksdb::Status s =
-        batch_.GetFromBatchAndDB(db_->db(), rocksdb::ReadOptions(), Cf(f), key, value);
+    if (auto mine = overlay_.find({f, key}); mine != overlay_.end()) {
+      if (!mine->second) return false;
+      *value = *mine->second;
+      return true;
+    }
+    rocksdb::Status s = db_->db()->Get(rocksdb::ReadOptions(), Cf(f), key, value);
     if (s.IsNotFound()) return false;
     if (!s.ok()) return ledger::FromRocks(s, "read");
     return true;
   }
-  rocksdb::Iterator* BatchIterator(Family f) {
-    return batch_.NewIteratorWithBase(Cf(f), db_->db()->NewIterator(rocksdb::ReadOptions(), Cf(f)));
+  // Writes that later units of the group may read back.
+  Status Put(Family f, std::string key, const std::string& value) {
+    METERD_RETURN_IF_ERROR(Rocks(batch_.Put(Cf(f), key, value), "put"));
+    overlay_[{f, std::move(key)}] = value;
+    return Status::Ok();
   }
+  Status Delete(Family f, const std::string& key) {
+    METERD_RETURN_IF_ERROR(Rocks(batch_.Delete(Cf(f), key), "delete"));
+    overlay_[{f, key}] = std::nullopt;
+    return Status::Ok();
+  }
+  // Every entry of a small family as the group sees it, in key order.
   template <typename Visit>
   Status Scan(Family f, Visit visit) {
-    std::unique_ptr<rocksdb::Iterator> it(BatchIterator(f));
+    std::map<std::string, std::string> entries;
+    std::unique_ptr<rocksdb::Iterator> it(db_->db()->NewIterator(rocksdb::ReadOptions(), Cf(f)));
     for (it->SeekToFirst(); it->Valid(); it->Next()) {
-      METERD_RETURN_IF_ERROR(visit(View(it->key()), View(it->value())));
+      entries.emplace(std::string(View(it->key())), std::string(View(it->value())));
     }
-    return ledger::FromRocks(it->status(), "scan");
+    METERD_RETURN_IF_ERROR(ledger::FromRocks(it->status(), "scan"));
+    for (auto mine = overlay_.lower_bound({f, std::string()});
+         mine != overlay_.end() && mine->first.first == f; ++mine) {
+      if (mine->second) {
+        entries[mine->first.second] = *mine->second;
+      } else {
+        entries.erase(mine->first.second);
+      }
+    }
+    for (const auto& [key, value] : entries) METERD_RETURN_IF_ERROR(visit(key, value));
+    return Status::Ok();
   }
   Status ReadMeta(std::string_view key, int64_t* value) {
     std::string bytes;
@@ -553,7 +585,10 @@ class EmbeddedBackend final : public Backend, public Transaction {
   DurableView view_;
   EmbeddedAuditReader audit_reader_;
   // The group being written (writer thread only).
-  rocksdb::WriteBatchWithIndex batch_;
+  rocksdb::WriteBatch batch_;
+  // The group's writes that its later units may read: (family, key) -> value, or nullopt for a
+  // delete. The ledger's bulk (rows, indexes, audit events, rollups) goes to batch_ only.
+  std::map<std::pair<int, std::string>, std::optional<std::string>> overlay_;
   RollupAccumulator rollups_;
   int64_t next_seq_ = 1;      // committed
   int64_t pending_seq_ = 1;   // inside the group
@@ -619,13 +654,13 @@ class EmbeddedUsageReader final : public reports::UsageReader {
                                   const std::optional<reports::LedgerPosition>& after,
                                   size_t limit) {
     const bool by_account = !filter.customer_account.empty();
-    const Family family = by_account ? ledger::kUsageByAccount : ledger::kUsage;
+    const Family family = by_account ? ledger::kUsageByAccount : ledger::kUsageByTime;
     std::unique_ptr<rocksdb::Iterator> it(db.db()->NewIterator(ro, db.family(family)));
     const std::string prefix =
         by_account ? ledger::UsageByAccountPrefix(filter.customer_account) : std::string();
     auto key_at = [&](int64_t timestamp_ms, int64_t seq) {
       return by_account ? ledger::UsageByAccountKey(filter.customer_account, timestamp_ms, seq)
-                        : ledger::UsageKey(timestamp_ms, seq);
+                        : ledger::UsageByTimeKey(timestamp_ms, seq);
     };
     std::string start;
     if (after) {
@@ -648,21 +683,16 @@ class EmbeddedUsageReader final : public reports::UsageReader {
                                             &rec.position.seq)) {
           return Corrupt("usage index key");
         }
-      } else if (!ledger::ParseUsageKey(key, &rec.position.timestamp_ms, &rec.position.seq)) {
+      } else if (!ledger::ParseUsageByTimeKey(key, &rec.position.timestamp_ms, &rec.position.seq)) {
         return Corrupt("usage key");
       }
       if (filter.to_ms && rec.position.timestamp_ms >= *filter.to_ms) break;
       if (filter.from_ms && rec.position.timestamp_ms < *filter.from_ms) continue;
-      std::string_view row_bytes;
-      if (by_account) {
-        rocksdb::Status s =
-            db.db()->Get(ro, db.family(ledger::kUsage),
-                         ledger::UsageKey(rec.position.timestamp_ms, rec.position.seq), &value);
-        if (!s.ok()) return ledger::FromRocks(s, "usage row of the account index");
-        row_bytes = value;
-      } else {
-        row_bytes = View(it->value());
-      }
+      // The row itself, by seq, from the same snapshot as the index entry.
+      rocksdb::Status s =
+          db.db()->Get(ro, db.family(ledger::kUsage), ledger::UsageKey(rec.position.seq), &value);
+      if (!s.ok()) return ledger::FromRocks(s, "usage row of an index entry");
+      const std::string_view row_bytes = value;
       if (!ledger::DecodeUsageRow(row_bytes, &rec.row)) return Corrupt("usage row");
       if (!filter.Matches(rec.row)) continue;
       if (page.records.size() == limit) {

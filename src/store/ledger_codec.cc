@@ -1,12 +1,13 @@
 #include "store/ledger_codec.h"
 
+#include <openssl/sha.h>
+
 namespace meterd::store::ledger {
 
 const std::vector<std::string>& FamilyNames() {
   static const std::vector<std::string> names = {
-      "default",      "usage", "usage_by_account",    "dedup",   "client_tokens",
-      "entitlements", "runs",  "registration_tokens", "catalog", "audit",
-      "rollups"};
+      "default",      "usage", "usage_by_time",       "usage_by_account", "dedup", "client_tokens",
+      "entitlements", "runs",  "registration_tokens", "catalog",          "audit", "rollups"};
   return names;
 }
 
@@ -80,7 +81,18 @@ bool ParseFixedValue(std::string_view bytes, int64_t* v) {
 }
 
 // --- ledger ---------------------------------------------------------------------------------
-std::string UsageKey(int64_t timestamp_ms, int64_t seq) {
+std::string UsageKey(int64_t seq) {
+  std::string key;
+  PutOrderedInt(&key, seq);
+  return key;
+}
+
+bool ParseUsageKey(std::string_view key, int64_t* seq) {
+  Reader r(key);
+  return r.OrderedInt(seq) && r.done();
+}
+
+std::string UsageByTimeKey(int64_t timestamp_ms, int64_t seq) {
   std::string key;
   key.reserve(16);
   PutOrderedInt(&key, timestamp_ms);
@@ -88,9 +100,28 @@ std::string UsageKey(int64_t timestamp_ms, int64_t seq) {
   return key;
 }
 
-bool ParseUsageKey(std::string_view key, int64_t* timestamp_ms, int64_t* seq) {
+bool ParseUsageByTimeKey(std::string_view key, int64_t* timestamp_ms, int64_t* seq) {
   Reader r(key);
   return r.OrderedInt(timestamp_ms) && r.OrderedInt(seq) && r.done();
+}
+
+std::string DedupKey(std::string_view dedup_key) {
+  unsigned char digest[SHA256_DIGEST_LENGTH];
+  SHA256(reinterpret_cast<const unsigned char*>(dedup_key.data()), dedup_key.size(), digest);
+  return std::string(reinterpret_cast<const char*>(digest), 16);
+}
+
+std::vector<Entry> NewUsageEntries(const UsageRow& row, int64_t seq) {
+  std::vector<Entry> entries;
+  entries.reserve(4);
+  entries.push_back({kUsage, UsageKey(seq), EncodeUsageRow(row)});
+  entries.push_back({kUsageByTime, UsageByTimeKey(row.timestamp_ms, seq), ""});
+  entries.push_back(
+      {kUsageByAccount, UsageByAccountKey(row.customer_account, row.timestamp_ms, seq), ""});
+  entries.push_back(
+      {kDedup, DedupKey(row.dedup_key),
+       EncodeDedupEntry({row.dedup_key, row.record_id, row.quantity, row.timestamp_ms, seq})});
+  return entries;
 }
 
 std::string EncodeUsageRow(const UsageRow& row) {
@@ -143,6 +174,7 @@ bool ParseUsageByAccountKey(std::string_view key, std::string* account, int64_t*
 
 std::string EncodeDedupEntry(const DedupEntry& e) {
   std::string v;
+  PutKeyString(&v, e.dedup_key);
   PutKeyString(&v, e.record_id);
   PutFixed(&v, e.quantity);
   PutFixed(&v, e.timestamp_ms);
@@ -152,8 +184,8 @@ std::string EncodeDedupEntry(const DedupEntry& e) {
 
 bool DecodeDedupEntry(std::string_view value, DedupEntry* e) {
   Reader r(value);
-  return r.KeyString(&e->record_id) && r.Fixed(&e->quantity) && r.Fixed(&e->timestamp_ms) &&
-         r.Fixed(&e->seq) && r.done();
+  return r.KeyString(&e->dedup_key) && r.KeyString(&e->record_id) && r.Fixed(&e->quantity) &&
+         r.Fixed(&e->timestamp_ms) && r.Fixed(&e->seq) && r.done();
 }
 
 // --- small tables -----------------------------------------------------------------------------

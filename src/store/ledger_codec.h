@@ -27,9 +27,10 @@ namespace meterd::store::ledger {
 // Column families, in the order they are opened (index = position in the handle vector).
 enum Family : int {
   kMeta = 0,            // "default": counters and the schema version
-  kUsage = 1,           // (timestamp_ms, seq) -> UsageRow
+  kUsage = 1,           // seq -> UsageRow (appended in seq order: inserts stay at the end)
+  kUsageByTime,         // (timestamp_ms, seq) -> "": the reports' order
   kUsageByAccount,      // (customer_account, timestamp_ms, seq) -> ""
-  kDedup,               // dedup_key -> (record_id, quantity, timestamp_ms, seq)
+  kDedup,               // 16-byte digest of the dedup_key -> DedupEntry (with the whole key)
   kClientTokens,        // (caller, token) -> ClientTokenEntry
   kEntitlements,        // (workload, product) -> first_call_ms
   kRuns,                // (workload, product) -> (started_ms, stopped_ms or -1)
@@ -72,19 +73,29 @@ class Reader {
 bool ParseFixedValue(std::string_view bytes, int64_t* v);
 
 // --- ledger ---------------------------------------------------------------------------------
-std::string UsageKey(int64_t timestamp_ms, int64_t seq);
-bool ParseUsageKey(std::string_view key, int64_t* timestamp_ms, int64_t* seq);
+std::string UsageKey(int64_t seq);
+bool ParseUsageKey(std::string_view key, int64_t* seq);
 std::string EncodeUsageRow(const UsageRow& row);
 bool DecodeUsageRow(std::string_view value, UsageRow* row);
+std::string UsageByTimeKey(int64_t timestamp_ms, int64_t seq);
+bool ParseUsageByTimeKey(std::string_view key, int64_t* timestamp_ms, int64_t* seq);
 std::string UsageByAccountKey(std::string_view account, int64_t timestamp_ms, int64_t seq);
 // The prefix every key of `account` starts with (its ledger rows in (timestamp, seq) order).
 std::string UsageByAccountPrefix(std::string_view account);
 bool ParseUsageByAccountKey(std::string_view key, std::string* account, int64_t* timestamp_ms,
                             int64_t* seq);
 
+// The dedup family's key of a dedup key: the first 16 bytes of its SHA-256, so that the
+// family's keys are short and uniform (its b-tree of memtable and files compares 16 bytes, not
+// a 100-byte text with a long shared prefix). The entry keeps the whole dedup key and every
+// look-up compares it: a digest collision (about n^2 / 2^129 for n keys) is detected and
+// refused, never taken for the same record.
+std::string DedupKey(std::string_view dedup_key);
+
 // What the dedup family holds for a key: the answer a later identical record gets, and where
 // the row is in the ledger.
 struct DedupEntry {
+  std::string dedup_key;  // the whole key, compared on every look-up
   std::string record_id;
   int64_t quantity = 0;
   int64_t timestamp_ms = 0;
@@ -92,6 +103,15 @@ struct DedupEntry {
 };
 std::string EncodeDedupEntry(const DedupEntry& entry);
 bool DecodeDedupEntry(std::string_view value, DedupEntry* entry);
+
+// Every entry a new ledger row writes, in one place for every writer of the layout: the row by
+// seq, its time and account index entries, and its dedup entry.
+struct Entry {
+  Family family;
+  std::string key;
+  std::string value;
+};
+std::vector<Entry> NewUsageEntries(const UsageRow& row, int64_t seq);
 
 // --- small tables -----------------------------------------------------------------------------
 std::string PairKey(std::string_view first, std::string_view second);

@@ -58,6 +58,9 @@ rocksdb::ColumnFamilyOptions FamilyOptions(const SharedResources& shared, Family
       family == kRegistrationTokens || family == kRuns) {
     table.filter_policy = shared.bloom;
     table.whole_key_filtering = true;
+    // And in the memtable: a look-up of an absent key skips the skip list.
+    cf.memtable_prefix_bloom_size_ratio = 0.05;
+    cf.memtable_whole_key_filtering = true;
   }
   cf.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
   cf.write_buffer_size = kWriteBufferBytes;

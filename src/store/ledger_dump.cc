@@ -170,6 +170,7 @@ struct Tally {
   int64_t max_seq = 0;
   int64_t dedup_entries = 0;
   int64_t account_entries = 0;
+  int64_t time_entries = 0;
   std::vector<std::string> problems;
 };
 
@@ -182,14 +183,10 @@ Status DumpUsage(const LedgerDb& db, Output* out, Tally* tally) {
       "?18)"));
   UsageRow r;
   return ForEach(db, ledger::kUsage, [&](std::string_view key, std::string_view value) {
-    int64_t timestamp_ms = 0, seq = 0;
-    if (!ledger::ParseUsageKey(key, &timestamp_ms, &seq)) return Corrupt(ledger::kUsage, "a key");
+    int64_t seq = 0;
+    if (!ledger::ParseUsageKey(key, &seq)) return Corrupt(ledger::kUsage, "a key");
     if (!ledger::DecodeUsageRow(value, &r)) {
       return Corrupt(ledger::kUsage, "the row of seq " + std::to_string(seq));
-    }
-    if (r.timestamp_ms != timestamp_ms && tally->problems.size() < 10) {
-      tally->problems.push_back("usage row seq " + std::to_string(seq) +
-                                " is keyed under another timestamp than its own");
     }
     ++tally->usage_rows;
     tally->max_seq = std::max(tally->max_seq, seq);
@@ -373,6 +370,10 @@ Status CheckBookkeeping(const LedgerDb& db, Tally* tally) {
     ++tally->dedup_entries;
     return Status::Ok();
   }));
+  METERD_RETURN_IF_ERROR(ForEach(db, ledger::kUsageByTime, [&](std::string_view, std::string_view) {
+    ++tally->time_entries;
+    return Status::Ok();
+  }));
   METERD_RETURN_IF_ERROR(
       ForEach(db, ledger::kUsageByAccount, [&](std::string_view, std::string_view) {
         ++tally->account_entries;
@@ -390,6 +391,10 @@ Status CheckBookkeeping(const LedgerDb& db, Tally* tally) {
   }
   if (tally->dedup_entries != tally->usage_rows) {
     tally->problems.push_back(std::to_string(tally->dedup_entries) + " dedup entries for " + n +
+                              " ledger rows");
+  }
+  if (tally->time_entries != tally->usage_rows) {
+    tally->problems.push_back(std::to_string(tally->time_entries) + " by-time entries for " + n +
                               " ledger rows");
   }
   if (tally->account_entries != tally->usage_rows) {

@@ -88,12 +88,8 @@ void Fill(LedgerDb* db, int64_t meta_rows) {
   rocksdb::WriteBatch b;
   for (int64_t seq = 1; seq <= 3; ++seq) {
     const UsageRow r = Row(seq);
-    b.Put(db->family(ledger::kUsage), ledger::UsageKey(r.timestamp_ms, seq),
-          ledger::EncodeUsageRow(r));
-    b.Put(db->family(ledger::kUsageByAccount),
-          ledger::UsageByAccountKey(r.customer_account, r.timestamp_ms, seq), "");
-    b.Put(db->family(ledger::kDedup), r.dedup_key,
-          ledger::EncodeDedupEntry({r.record_id, r.quantity, r.timestamp_ms, seq}));
+    for (const ledger::Entry& e : ledger::NewUsageEntries(r, seq))
+      b.Put(db->family(e.family), e.key, e.value);
   }
   b.Put(db->family(ledger::kMeta), std::string(ledger::kMetaSchema),
         ledger::FixedValue(ledger::kLayoutVersion));
@@ -258,12 +254,8 @@ TEST(LedgerDumpTest, ADumpWhileThePrimaryWritesIsConsistent) {
         r.dedup_key = "key-" + std::to_string(seq);
         r.record_id = "rec-" + std::to_string(seq);
         r.request_id = std::string(200, 'r');
-        b.Put(db->family(ledger::kUsage), ledger::UsageKey(r.timestamp_ms, seq),
-              ledger::EncodeUsageRow(r));
-        b.Put(db->family(ledger::kUsageByAccount),
-              ledger::UsageByAccountKey(r.customer_account, r.timestamp_ms, seq), "");
-        b.Put(db->family(ledger::kDedup), r.dedup_key,
-              ledger::EncodeDedupEntry({r.record_id, r.quantity, r.timestamp_ms, seq}));
+        for (const ledger::Entry& e : ledger::NewUsageEntries(r, seq))
+          b.Put(db->family(e.family), e.key, e.value);
       }
       b.Put(db->family(ledger::kMeta), std::string(ledger::kMetaNextSeq),
             ledger::FixedValue(seq + 1));

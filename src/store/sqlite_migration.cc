@@ -196,12 +196,9 @@ Status CopyUsage(sqlite3* db, BatchWriter* out, CopyCounts* counts) {
     row.allocations_json = q.Text(15);
     row.request_id = q.Text(16);
     row.received_ms = q.Int(17);
-    out->Put(ledger::kUsage, ledger::UsageKey(row.timestamp_ms, seq), ledger::EncodeUsageRow(row));
-    out->Put(ledger::kUsageByAccount,
-             ledger::UsageByAccountKey(row.customer_account, row.timestamp_ms, seq), "");
-    out->Put(ledger::kDedup, row.dedup_key,
-             ledger::EncodeDedupEntry(
-                 ledger::DedupEntry{row.record_id, row.quantity, row.timestamp_ms, seq}));
+    for (const ledger::Entry& e : ledger::NewUsageEntries(row, seq)) {
+      out->Put(e.family, e.key, e.value);
+    }
     ++counts->usage_rows;
     counts->max_seq = std::max(counts->max_seq, seq);
     METERD_RETURN_IF_ERROR(out->EndRow());

@@ -198,11 +198,11 @@ std::map<std::string, Rows> LedgerRows(const LedgerDb& db) {
   std::map<std::string, Rows> t;
   int64_t usage_rows = 0;
   Scan(db, ledger::kUsage, [&](std::string_view key, std::string_view value) {
-    int64_t ts = 0, seq = 0;
+    int64_t seq = 0;
     UsageRow r;
-    ASSERT_TRUE(ledger::ParseUsageKey(key, &ts, &seq));
+    ASSERT_TRUE(ledger::ParseUsageKey(key, &seq));
     ASSERT_TRUE(ledger::DecodeUsageRow(value, &r));
-    EXPECT_EQ(ts, r.timestamp_ms);
+    const int64_t ts = r.timestamp_ms;
     ++usage_rows;
     t["usage_records"].insert(
         Join({I(seq), r.record_id, r.dedup_key, r.source, r.region, r.product_code,
@@ -210,10 +210,13 @@ std::map<std::string, Rows> LedgerRows(const LedgerDb& db) {
               r.workload_id, r.dimension, I(r.usage_hour_ms), I(r.timestamp_ms), I(r.quantity),
               r.allocations_json, r.request_id, I(r.received_ms)}));
     std::string got;
-    EXPECT_TRUE(
-        db.db()->Get(rocksdb::ReadOptions(), db.family(ledger::kDedup), r.dedup_key, &got).ok());
+    EXPECT_TRUE(db.db()
+                    ->Get(rocksdb::ReadOptions(), db.family(ledger::kDedup),
+                          ledger::DedupKey(r.dedup_key), &got)
+                    .ok());
     ledger::DedupEntry e;
     EXPECT_TRUE(ledger::DecodeDedupEntry(got, &e));
+    EXPECT_EQ(e.dedup_key, r.dedup_key);
     EXPECT_EQ(e.record_id, r.record_id);
     EXPECT_EQ(e.quantity, r.quantity);
     EXPECT_EQ(e.timestamp_ms, r.timestamp_ms);
@@ -223,6 +226,10 @@ std::map<std::string, Rows> LedgerRows(const LedgerDb& db) {
                           ledger::UsageByAccountKey(r.customer_account, ts, seq), &got)
                     .ok());
     EXPECT_EQ(got, "");
+    EXPECT_TRUE(db.db()
+                    ->Get(rocksdb::ReadOptions(), db.family(ledger::kUsageByTime),
+                          ledger::UsageByTimeKey(ts, seq), &got)
+                    .ok());
   });
   int64_t dedup = 0, by_account = 0;
   Scan(db, ledger::kDedup, [&](std::string_view, std::string_view) { ++dedup; });

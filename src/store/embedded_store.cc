@@ -174,6 +174,7 @@ class EmbeddedBackend final : public Backend, public Transaction {
     METERD_RETURN_IF_ERROR(ReadMeta(ledger::kMetaRows, &rows));
     next_seq_ = std::max<int64_t>(next_seq, 1);
     rows_ = rows;
+    committed_rows_ = rows;
     view_.Publish(db_, db_->db()->GetSnapshot());
     if (schema == 0) {
       rocksdb::WriteOptions wo;
@@ -192,7 +193,7 @@ class EmbeddedBackend final : public Backend, public Transaction {
     overlay_.clear();
     rollups_.Clear();
     pending_seq_ = next_seq_;
-    pending_rows_ = rows_.load();
+    pending_rows_ = committed_rows_;
     if (sync_failed_.exchange(false)) needs_reopen_ = true;
     if (needs_reopen_) {
       // A write or sync failed (a full disk, an I/O error). RocksDB's WAL writer is unusable
@@ -203,7 +204,7 @@ class EmbeddedBackend final : public Backend, public Transaction {
       METERD_RETURN_IF_ERROR(OpenDb());
       needs_reopen_ = false;
       pending_seq_ = next_seq_;
-      pending_rows_ = rows_.load();
+      pending_rows_ = committed_rows_;
     }
     return Status::Ok();
   }
@@ -240,6 +241,7 @@ class EmbeddedBackend final : public Backend, public Transaction {
     if (unsynced_snapshot_ != nullptr) db_->db()->ReleaseSnapshot(unsynced_snapshot_);
     unsynced_snapshot_ = db_->db()->GetSnapshot();
     unsynced_rows_ = pending_rows_;
+    committed_rows_ = pending_rows_;
     return Status::Ok();
   }
 
@@ -593,6 +595,9 @@ class EmbeddedBackend final : public Backend, public Transaction {
   int64_t next_seq_ = 1;      // committed
   int64_t pending_seq_ = 1;   // inside the group
   int64_t pending_rows_ = 0;  // inside the group
+  // Rows written by the committed groups, synced or not (writer thread only): a group's count
+  // starts from here, not from rows_, which the syncer moves later.
+  int64_t committed_rows_ = 0;
   bool needs_reopen_ = false;
   std::atomic<bool> sync_failed_{false};
   std::atomic<int64_t> rows_{0};  // synced; read from any thread

@@ -52,7 +52,8 @@ class GroupCommitStore final : public Store {
 
  private:
   void WriterLoop();
-  // One attempt at the group: Begin, Prefetch, every apply, Commit (Rollback on failure).
+  // One attempt at the group: Begin, Prefetch, every apply, every seal, Commit (Rollback on
+  // failure).
   Status RunGroup(std::vector<WriteUnit>& group);
 
   std::unique_ptr<Backend> backend_;

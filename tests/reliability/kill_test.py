@@ -27,9 +27,12 @@ finish `--tail-units` more units, meterd is stopped with SIGTERM and the store i
   integrity   `ok` after every kill and at the end: SQLite's PRAGMA integrity_check on a copy of
               the db; PostgreSQL's amcheck (every index holds every row, heaps verified)
   rollups     the usage rollups (hour, day, month) are the sums over the ledger at the end
+  audit       every call that got an HTTP answer (its x-amzn-RequestId) has its audit event (D17,
+              docs/AUDIT.md: the answer waits for the event's commit) after every kill and at the
+              end: `audit_events_lost` counts the answered calls without one
 and a summary line is printed:
   kills=20 units=... records_acknowledged=... lost=0 duplicated=0 unexpected=0 retries=...
-  integrity=ok seed=... (then extra counters)
+  integrity=ok seed=... audit_events_lost=0 (then extra counters)
 Exit status 0 only when nothing was violated.
 
   METERD_BIN=build/bin/meterd python3 tests/reliability/kill_test.py --kills 20 --clients 4
@@ -520,6 +523,26 @@ class KillTest:
                     ids.update(u.ack_ids)
         return ids
 
+    def answered_request_ids(self):
+        """The x-amzn-RequestId of every attempt that got an HTTP answer so far."""
+        ids = set()
+        for w in self.workers:
+            for u in list(w.units):
+                for a in list(u.attempts):
+                    if a.get("outcome") in ("answer", "retryable", "error") and a.get("request_id"):
+                        ids.add(a["request_id"])
+        return ids
+
+    def audit_missing(self, answered, events):
+        """The answered request ids without an audit event among `events` (rows of `event`)."""
+        stored = set()
+        for (text,) in events:
+            try:
+                stored.add(json.loads(text).get("requestID"))
+            except (ValueError, AttributeError):
+                pass
+        return sorted(answered - stored)
+
     def killer(self):
         rng = random.Random("%d/killer" % self.seed)
         try:
@@ -531,10 +554,12 @@ class KillTest:
                     self.violation("crash", "meterd had exited on its own (status %s) before kill "
                                    "%d; stderr tail:\n%s" % (exited, k, self.stderr_tail()))
                 acked = self.acked_ids()  # all answered before the kill, so all committed
+                answered = self.answered_request_ids()  # so are their audit events (D17)
                 integrity, missing = "unchecked", []
                 if self.check_each_kill:
-                    integrity, (rows,) = store_check(self.data_dir,
-                                                     ["SELECT record_id FROM usage_records"])
+                    integrity, (rows, events) = store_check(
+                        self.data_dir, ["SELECT record_id FROM usage_records",
+                                        "SELECT event FROM audit_events"])
                     self.integrity.append(integrity)
                     if integrity != "ok":
                         self.violation("integrity", "after kill %d: %s" % (k, integrity))
@@ -542,6 +567,10 @@ class KillTest:
                     if missing:
                         self.violation("lost", "after kill %d: %d acknowledged records are not in "
                                        "the db, e.g. %s" % (k, len(missing), missing[:5]))
+                    no_event = self.audit_missing(answered, events)
+                    if no_event:
+                        self.violation("audit_lost", "after kill %d: %d answered calls have no "
+                                       "audit event, e.g. %s" % (k, len(no_event), no_event[:5]))
                 self.kill_log.append((k, inflight, integrity, len(missing)))
                 self.log("kill-test: kill %d/%d (%d requests in flight, %d acknowledged so far, "
                          "integrity %s)" % (k, self.kills, inflight, len(acked), integrity))
@@ -595,16 +624,23 @@ class KillTest:
     # checks -----------------------------------------------------------------------------
     def check(self, elapsed):
         units = [u for w in self.workers for u in w.units]
-        final_integrity, (rows, tokens, rollups) = store_check(self.data_dir, [
+        final_integrity, (rows, tokens, rollups, events) = store_check(self.data_dir, [
             "SELECT record_id, dedup_key, source, region, product_code, seller_account, "
             "customer_account, customer_identifier, workload_id, dimension, usage_hour_ms, "
             "timestamp_ms, quantity, request_id FROM usage_records",
             "SELECT caller, token, record_id FROM client_tokens",
             "SELECT granularity, period_ms, product_code, customer_account, dimension, unit, "
-            "quantity, records FROM usage_rollups WHERE tag_key = ''"])
+            "quantity, records FROM usage_rollups WHERE tag_key = ''",
+            "SELECT event FROM audit_events"])
         self.integrity.append(final_integrity)
         if final_integrity != "ok":
             self.violation("integrity", "at the end: %s" % final_integrity)
+        # D17: every answered call (whatever its answer) has its audit event.
+        answered = self.answered_request_ids()
+        audit_lost = self.audit_missing(answered, events)
+        if audit_lost:
+            self.violation("audit_lost", "at the end: %d of %d answered calls have no audit "
+                           "event, e.g. %s" % (len(audit_lost), len(answered), audit_lost[:5]))
 
         token_of = {}
         for caller, token, rid in tokens:
@@ -719,7 +755,8 @@ class KillTest:
         kills_done = len(self.kill_log)
         counters = dict(kills=kills_done, units=len(units), records_acknowledged=records_acked,
                         lost=lost, duplicated=duplicated, unexpected=unexpected, retries=retries,
-                        integrity=integrity, seed=self.seed, unknown_outcomes=unknown,
+                        integrity=integrity, seed=self.seed, audit_events_lost=len(audit_lost),
+                        calls_answered=len(answered), unknown_outcomes=unknown,
                         idempotent_hits=idempotent_hits, replays=replays, rows=len(rows),
                         kills_mid_request=sum(1 for k in self.kill_log if k[1] > 0),
                         clients=self.clients, violations=len(self.violations),
@@ -728,7 +765,8 @@ class KillTest:
             self.violation("kills", "%d of %d kills happened" % (kills_done, self.kills))
             counters["violations"] = len(self.violations)
         order = ["kills", "units", "records_acknowledged", "lost", "duplicated", "unexpected",
-                 "retries", "integrity", "seed", "unknown_outcomes", "idempotent_hits", "replays",
+                 "retries", "integrity", "seed", "audit_events_lost", "calls_answered",
+                 "unknown_outcomes", "idempotent_hits", "replays",
                  "rows", "kills_mid_request", "clients", "violations", "elapsed"]
         summary = " ".join("%s=%s" % (k, counters[k]) for k in order)
         return Result(summary, counters, list(self.violations), self.data_dir)

@@ -39,7 +39,8 @@ class HttpHandler {
   // thread), so that a handler can make something durable first (the audit trail, D17). The
   // default answers Reject(reason) at once.
   virtual void RejectAsync(RejectReason reason, Responder respond) {
-    respond([r = Reject(reason)]() mutable { return std::move(r); });
+    Responder send = std::move(respond);
+    send([r = Reject(reason)]() mutable { return std::move(r); });
   }
 };
 

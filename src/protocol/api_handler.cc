@@ -92,7 +92,7 @@ void Complete(PendingCall* p, const HttpResponse& r) {
 template <typename Output>
 metering::Completion<Output> Reply(http::Responder respond, std::string request_id,
                                    std::string (*encode)(const Output&),
-                                   std::shared_ptr<PendingCall> p, CallAuditor* auditor) {
+                                   const std::shared_ptr<PendingCall>& p, CallAuditor* auditor) {
   metering::Completion<Output> completion;
   if (p != nullptr && auditor != nullptr) {
     completion.seal = [request_id, encode, p, auditor](const Result<Output>& out,

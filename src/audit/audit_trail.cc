@@ -37,9 +37,18 @@ store::AuditEventRow AuditTrail::Event(const protocol::ApiCall& call, std::strin
   return MeteringEvent(call, event_time, std::move(event_id));
 }
 
-Status AuditTrail::WriteEvent(const protocol::ApiCall& call, const std::string& event_id,
+std::unique_ptr<protocol::PreparedAuditEvent> AuditTrail::PrepareEvent(
+    const protocol::ApiCall& call, const std::string& event_id) {
+  const int64_t event_time = clock_->NowMillis() - call.latency_us / 1000;
+  return std::make_unique<PreparedMeteringEvent>(PrepareMeteringEvent(call, event_time, event_id));
+}
+
+Status AuditTrail::WriteEvent(const protocol::ApiCall& call,
+                              const protocol::PreparedAuditEvent& prepared,
                               store::Transaction& txn) {
-  return txn.PutAuditEvent(Event(call, event_id));
+  // Only this trail's PrepareEvent makes what it is handed (CallAuditor's contract).
+  return txn.PutAuditEvent(
+      FinishMeteringEvent(static_cast<const PreparedMeteringEvent&>(prepared), call));
 }
 
 void AuditTrail::EventCommitted() { ++shared_->recorded; }

@@ -53,7 +53,9 @@ class AuditTrail final : public protocol::ApiCallObserver, public protocol::Call
 
   // protocol::CallAuditor (the handler's path, see above). The event time is when the call
   // arrived: now minus the call's latency, on the server's clock.
-  Status WriteEvent(const protocol::ApiCall& call, const std::string& event_id,
+  std::unique_ptr<protocol::PreparedAuditEvent> PrepareEvent(const protocol::ApiCall& call,
+                                                             const std::string& event_id) override;
+  Status WriteEvent(const protocol::ApiCall& call, const protocol::PreparedAuditEvent& prepared,
                     store::Transaction& txn) override;
   void EventCommitted() override;
   void RecordEvent(const protocol::ApiCall& call, const std::string& event_id,

@@ -171,10 +171,12 @@ TEST_P(AuditTrailTest, WriteEventCommitsOrFailsWithTheUnitsOwnWrites) {
   row.dedup_key = "dedup-1";
   row.source = "BatchMeterUsage";
   row.request_id = "req-1";
+  const protocol::ApiCall call = Call(1, "111122223333");
+  std::unique_ptr<protocol::PreparedAuditEvent> prepared = trail_->PrepareEvent(call, "event-1");
   // A unit whose apply fails after the event was written: neither the record nor the event.
   Status failed = store::SubmitAndWait(store_.get(), [&](store::Transaction& txn) -> Status {
     METERD_RETURN_IF_ERROR(txn.InsertUsageIfAbsent(row).status());
-    METERD_RETURN_IF_ERROR(trail_->WriteEvent(Call(1, "111122223333"), "event-1", txn));
+    METERD_RETURN_IF_ERROR(trail_->WriteEvent(call, *prepared, txn));
     return Status(StatusCode::kIoError, "the group failed");
   });
   EXPECT_FALSE(failed.ok());
@@ -183,8 +185,8 @@ TEST_P(AuditTrailTest, WriteEventCommitsOrFailsWithTheUnitsOwnWrites) {
   // The same unit that commits: both, and the event once even when written twice (a re-run).
   ASSERT_TRUE(store::SubmitAndWait(store_.get(), [&](store::Transaction& txn) -> Status {
                 METERD_RETURN_IF_ERROR(txn.InsertUsageIfAbsent(row).status());
-                METERD_RETURN_IF_ERROR(trail_->WriteEvent(Call(1, "111122223333"), "event-1", txn));
-                return trail_->WriteEvent(Call(1, "111122223333"), "event-1", txn);
+                METERD_RETURN_IF_ERROR(trail_->WriteEvent(call, *prepared, txn));
+                return trail_->WriteEvent(call, *prepared, txn);
               }).ok());
   EXPECT_EQ(*store_->CountUsageRows(), 1);
   EXPECT_EQ(RequestIds(store::AuditQuery()), std::vector<std::string>{"req-1"});

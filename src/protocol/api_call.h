@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -65,6 +66,12 @@ class ApiCallObserver {
   virtual void OnApiCall(const ApiCall& call) = 0;
 };
 
+// What a CallAuditor prepared of one call's event (opaque to the handler).
+class PreparedAuditEvent {
+ public:
+  virtual ~PreparedAuditEvent() = default;
+};
+
 // The audit trail as the handler drives it (D17): an answered call always has its durable event.
 // A call whose answer is decided inside a store unit has its event written by WriteEvent in that
 // unit's transaction, before the commit, and is answered after the commit; any other call has its
@@ -73,10 +80,16 @@ class ApiCallObserver {
 class CallAuditor {
  public:
   virtual ~CallAuditor() = default;
-  // Writes the event of `call` into `txn`, the transaction that holds the call's own writes (on
-  // the writer thread, before the commit). `event_id` is the call's own: a re-run group writes
+  // What the event of `call` holds before its answer is known (who, when, the request), built on
+  // the caller's thread so that the writer only adds the answer. The event time is now minus
+  // `call.latency_us` (when the call arrived). `event_id` is the call's own: a re-run group writes
   // the same event again.
-  virtual Status WriteEvent(const ApiCall& call, const std::string& event_id,
+  virtual std::unique_ptr<PreparedAuditEvent> PrepareEvent(const ApiCall& call,
+                                                           const std::string& event_id) = 0;
+  // Writes the event of `call` (completed by its answer), as `prepared` by this auditor's
+  // PrepareEvent, into `txn`, the transaction that holds the call's own writes (on the writer
+  // thread, before the commit).
+  virtual Status WriteEvent(const ApiCall& call, const PreparedAuditEvent& prepared,
                             store::Transaction& txn) = 0;
   // The transaction of a WriteEvent committed (the event counts as recorded).
   virtual void EventCommitted() = 0;

@@ -19,6 +19,8 @@ struct PendingCall {
   std::string event_id;  // of the call's audit event, the same on every write of it
   // Built by the seal on the writer thread (the last run wins); sent after the commit.
   std::optional<HttpResponse> sealed;
+  // Its audit event but for the answer, prepared on the event loop before the store is asked.
+  std::unique_ptr<PreparedAuditEvent> prepared;
   bool audited = false;       // the event committed with the call's store unit
   bool store_failed = false;  // the call's group failed: its event is not waited for
 };
@@ -101,8 +103,9 @@ metering::Completion<Output> Reply(http::Responder respond, std::string request_
                                 : ErrorResponse(out.status(), request_id);
       p->call.records = RecordCounts{};
       if (out.ok()) CountRecords(*out, &p->call.records);
+      if (p->prepared == nullptr) p->prepared = auditor->PrepareEvent(p->call, p->event_id);
       Complete(p.get(), r);
-      METERD_RETURN_IF_ERROR(auditor->WriteEvent(p->call, p->event_id, txn));
+      METERD_RETURN_IF_ERROR(auditor->WriteEvent(p->call, *p->prepared, txn));
       p->sealed = std::move(r);
       return Status::Ok();
     };
@@ -377,8 +380,15 @@ void ApiHandler::Handle(HttpRequest request, http::Responder respond) {
   }
 
   // The observers get the body parsed once, here; the typed input holds its own copies.
+  // The audit event is prepared here, on the event loop, up to the answer, so that the writer only
+  // adds that (the event time: when the call arrived).
   auto hand_over = [&] {
-    if (call != nullptr) call->request_json = std::move(body).value();
+    if (call == nullptr) return;
+    call->request_json = std::move(body).value();
+    if (auditor_ != nullptr) {
+      call->latency_us = SteadyMicros() - pending->start_us;
+      pending->prepared = auditor_->PrepareEvent(*call, pending->event_id);
+    }
   };
   // The service answers on the store's writer thread; encoding happens on the event loop.
   if (operation == "BatchMeterUsage") {

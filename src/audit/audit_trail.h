@@ -3,8 +3,10 @@
 //
 // The guarantee: a metering API call that was answered has its event durable in the store. A
 // call whose answer is decided inside a store unit (the metering operations that reach the
-// store) has its event written in that unit's transaction by WriteEvent, before the commit, and
-// the handler sends the answer only after that commit. Every other call (refused before the
+// store) has its event prepared on the event loop (PrepareEvent: everything but the answer) and
+// written in that unit's transaction by WriteEvent (which adds the answer: responseElements, the
+// error, additionalEventData) after every unit of the group applied and before the commit; the
+// handler sends the answer only after that commit. Every other call (refused before the
 // store: signature, operation, throttling, injected faults, validation, business checks, the
 // HTTP-level rejects) is recorded by RecordEvent, and the handler holds its answer until the
 // event's unit has committed; if that unit fails, the call is answered anyway and the event is
@@ -12,6 +14,11 @@
 // commit: a call whose own group failed (its answer is the store error; its event is handed to
 // RecordEvent without waiting), and admin events (RecordAdmin: the change itself committed
 // before it was answered; its event follows it).
+//
+// latencyMicros in the event: from when the request was read whole to when its answer was decided
+// (inside the transaction, before the commit: the fsync is not in it), or built (a call refused
+// before the store: the wait for its event's commit is not in it). The event time is when the
+// call arrived, on the server's clock.
 //
 // RecordEvent (and RecordAdmin, OnApiCall): an event joins a pending list; the first event of a
 // list submits one store unit, and that unit takes every event pending when the writer runs it.

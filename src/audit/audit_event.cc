@@ -55,8 +55,24 @@ Value WithoutEchoedRecords(const Value& response) {
 
 }  // namespace
 
-store::AuditEventRow MeteringEvent(const protocol::ApiCall& call, int64_t event_time_ms,
-                                   std::string event_id) {
+namespace {
+
+// Appends `"name":value,` (the members of an object, serialized compactly as json::Serialize
+// would).
+void AppendMember(std::string* out, std::string_view name, const Value& value) {
+  json::AppendQuoted(out, name);
+  out->push_back(':');
+  json::AppendSerialized(out, value);
+  out->push_back(',');
+}
+void AppendMembers(std::string* out, const std::vector<Value::Member>& members) {
+  for (const auto& [name, value] : members) AppendMember(out, name, value);
+}
+
+}  // namespace
+
+PreparedMeteringEvent PrepareMeteringEvent(const protocol::ApiCall& call, int64_t event_time_ms,
+                                           std::string event_id) {
   const bool verified = !call.access_key_id.empty();
   const std::string& access_key = verified ? call.access_key_id : call.claimed_access_key_id;
   const std::string& region = verified ? call.region : call.claimed_region;
@@ -70,6 +86,47 @@ store::AuditEventRow MeteringEvent(const protocol::ApiCall& call, int64_t event_
   AddIfPresent(&identity, "accessKeyId", access_key);
   AddIfPresent(&identity, "workloadId", call.workload_id);
 
+  std::vector<Value::Member> head;
+  head.emplace_back("eventVersion", Value::String(std::string(kEventVersion)));
+  head.emplace_back("userIdentity", Value::Object(std::move(identity)));
+  head.emplace_back("eventTime", Value::String(FormatIso8601(event_time_ms)));
+  head.emplace_back("eventSource", Value::String(std::string(kMeteringSource)));
+  head.emplace_back("eventName", Value::String(event_name));
+  AddIfPresent(&head, "awsRegion", region);
+  AddIfPresent(&head, "sourceIPAddress", call.source_ip);
+  AddIfPresent(&head, "userAgent", call.user_agent);
+  PreparedMeteringEvent prepared;
+  prepared.head = "{";
+  AppendMembers(&prepared.head, head);
+  // The request, serialized straight from the parsed body (no copy of it).
+  json::AppendQuoted(&prepared.head, "requestParameters");
+  prepared.head.push_back(':');
+  json::AppendSerialized(&prepared.head,
+                         call.request_json ? *call.request_json : ParsedOrNull(call.request_body));
+  prepared.head.push_back(',');
+
+  std::vector<Value::Member> tail;
+  tail.emplace_back("requestID", Value::String(call.request_id));
+  tail.emplace_back("eventID", Value::String(event_id));
+  tail.emplace_back("readOnly", Value::Bool(ReadOnlyOperation(call.operation)));
+  tail.emplace_back("eventType", Value::String("AwsApiCall"));
+  tail.emplace_back("managementEvent", Value::Bool(false));
+  AddIfPresent(&tail, "recipientAccountId", call.account);
+  AppendMembers(&prepared.tail, tail);
+  prepared.tail.back() = '}';  // the last member's comma
+
+  store::AuditEventRow& row = prepared.row;
+  row.event_id = std::move(event_id);
+  row.event_time_ms = event_time_ms;
+  row.event_source = std::string(kMeteringSource);
+  row.event_name = event_name;
+  row.account_id = call.account;
+  row.access_key_id = access_key;
+  return prepared;
+}
+
+store::AuditEventRow FinishMeteringEvent(const PreparedMeteringEvent& prepared,
+                                         const protocol::ApiCall& call) {
   Value response = Value::Null();
   if (call.error_code.empty()) {
     // RegisterUsage's Signature is a signed entitlement token: hidden, as CloudTrail does.
@@ -93,38 +150,24 @@ store::AuditEventRow MeteringEvent(const protocol::ApiCall& call, int64_t event_
             {"unprocessed", Value::Number(std::to_string(n.unprocessed))},
         }));
   }
+  std::vector<Value::Member> answer;
+  answer.emplace_back("responseElements", std::move(response));
+  AddIfPresent(&answer, "errorCode", call.error_code);
+  AddIfPresent(&answer, "errorMessage", call.error_code.empty() ? "" : call.error_message);
+  answer.emplace_back("additionalEventData", Value::Object(std::move(extra)));
 
-  std::vector<Value::Member> m;
-  m.emplace_back("eventVersion", Value::String(std::string(kEventVersion)));
-  m.emplace_back("userIdentity", Value::Object(std::move(identity)));
-  m.emplace_back("eventTime", Value::String(FormatIso8601(event_time_ms)));
-  m.emplace_back("eventSource", Value::String(std::string(kMeteringSource)));
-  m.emplace_back("eventName", Value::String(event_name));
-  AddIfPresent(&m, "awsRegion", region);
-  AddIfPresent(&m, "sourceIPAddress", call.source_ip);
-  AddIfPresent(&m, "userAgent", call.user_agent);
-  m.emplace_back("requestParameters",
-                 call.request_json ? *call.request_json : ParsedOrNull(call.request_body));
-  m.emplace_back("responseElements", std::move(response));
-  AddIfPresent(&m, "errorCode", call.error_code);
-  AddIfPresent(&m, "errorMessage", call.error_code.empty() ? "" : call.error_message);
-  m.emplace_back("additionalEventData", Value::Object(std::move(extra)));
-  m.emplace_back("requestID", Value::String(call.request_id));
-  m.emplace_back("eventID", Value::String(event_id));
-  m.emplace_back("readOnly", Value::Bool(ReadOnlyOperation(call.operation)));
-  m.emplace_back("eventType", Value::String("AwsApiCall"));
-  m.emplace_back("managementEvent", Value::Bool(false));
-  AddIfPresent(&m, "recipientAccountId", call.account);
-
-  store::AuditEventRow row;
-  row.event_id = std::move(event_id);
-  row.event_time_ms = event_time_ms;
-  row.event_source = std::string(kMeteringSource);
-  row.event_name = event_name;
-  row.account_id = call.account;
-  row.access_key_id = access_key;
+  store::AuditEventRow row = prepared.row;
   row.error_code = call.error_code;
-  return Finish(std::move(m), std::move(row));
+  row.event_json.reserve(prepared.head.size() + prepared.tail.size() + 256);
+  row.event_json = prepared.head;
+  AppendMembers(&row.event_json, answer);
+  row.event_json += prepared.tail;
+  return row;
+}
+
+store::AuditEventRow MeteringEvent(const protocol::ApiCall& call, int64_t event_time_ms,
+                                   std::string event_id) {
+  return FinishMeteringEvent(PrepareMeteringEvent(call, event_time_ms, std::move(event_id)), call);
 }
 
 std::string AdminEventName(std::string_view method, std::string_view target) {

@@ -32,6 +32,21 @@ inline constexpr std::string_view kHidden = "HIDDEN_DUE_TO_SECURITY_REASONS";
 store::AuditEventRow MeteringEvent(const protocol::ApiCall& call, int64_t event_time_ms,
                                    std::string event_id);
 
+// The same event in two steps: what the call's answer does not change (who, when, what was asked:
+// the request serialized once), prepared before the answer is known, then finished with the
+// answer (responseElements, errorCode, errorMessage, additionalEventData) from the completed
+// `call`. MeteringEvent(call, t, id) == FinishMeteringEvent(PrepareMeteringEvent(call, t, id),
+// call), byte for byte.
+struct PreparedMeteringEvent : protocol::PreparedAuditEvent {
+  std::string head;          // `{` and every member up to requestParameters, each with its comma
+  std::string tail;          // requestID and the members after it, and the closing `}`
+  store::AuditEventRow row;  // every column but error_code and event_json
+};
+PreparedMeteringEvent PrepareMeteringEvent(const protocol::ApiCall& call, int64_t event_time_ms,
+                                           std::string event_id);
+store::AuditEventRow FinishMeteringEvent(const PreparedMeteringEvent& prepared,
+                                         const protocol::ApiCall& call);
+
 // The event of one admin API request and its answer. `authenticated` tells whether the bearer
 // token was right (refused requests are recorded too, with the caller as "Unknown").
 store::AuditEventRow AdminEvent(const HttpRequest& request, const HttpResponse& response,

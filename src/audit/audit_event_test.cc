@@ -215,5 +215,31 @@ TEST(Cursor, RoundTripsAndRefusesForgeries) {
   EXPECT_FALSE(DecodeCursor("782f6964").ok());
 }
 
+TEST(MeteringEvent, APreparedEventIsFinishedWithEachAnswer) {
+  protocol::ApiCall call;
+  call.request_id = "req-1";
+  call.operation = "MeterUsage";
+  call.access_key_id = "AKIAWORKLOAD";
+  call.account = "444455556666";
+  call.request_json = *json::Parse(R"({"ProductCode":"acmectr001"})");
+  PreparedMeteringEvent prepared = PrepareMeteringEvent(call, 1000, "event-1");
+  // A re-run group finishes the same prepared event with the answer decided afresh.
+  for (int status : {200, 500}) {
+    call.http_status = status;
+    call.error_code = status == 200 ? "" : "InternalServiceErrorException";
+    call.response_body = status == 200 ? R"({"MeteringRecordId":"r-1"})" : "{}";
+    store::AuditEventRow row = FinishMeteringEvent(prepared, call);
+    EXPECT_EQ(row.event_json, MeteringEvent(call, 1000, "event-1").event_json);
+    auto event = json::Parse(row.event_json);
+    ASSERT_TRUE(event.ok()) << row.event_json;
+    EXPECT_EQ(event->Find("eventID")->text(), "event-1");
+    EXPECT_EQ(event->Find("additionalEventData")->Find("httpStatus")->text(),
+              std::to_string(status));
+    EXPECT_EQ(event->Find("requestParameters")->Find("ProductCode")->text(), "acmectr001");
+    EXPECT_EQ(row.error_code, call.error_code);
+    EXPECT_EQ(row.event_id, "event-1");
+  }
+}
+
 }  // namespace
 }  // namespace meterd::audit

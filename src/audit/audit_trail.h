@@ -1,22 +1,41 @@
 // AuditTrail: records audit events (D17) in the store without blocking the caller, looks them up
 // and prunes them past their retention.
 //
-// Recording: an event joins a pending list; the first event of a list submits one store unit,
-// and that unit takes every event pending when the writer runs it. Under load many events share
-// one unit (and one group commit); an idle server writes each event at once. Events are written
-// after the call was answered, so an event of an acknowledged call can be lost only with the
-// group it was in (a store error: counted in stats().lost and logged on stderr) or by a crash
-// before that group committed.
+// The guarantee: a metering API call that was answered has its event durable in the store. A
+// call whose answer is decided inside a store unit (the metering operations that reach the
+// store) has its event prepared on the event loop (PrepareEvent: everything but the answer) and
+// written in that unit's transaction by WriteEvent (which adds the answer: responseElements, the
+// error, additionalEventData) after every unit of the group applied and before the commit; the
+// handler sends the answer only after that commit. Every other call (refused before the
+// store: signature, operation, throttling, injected faults, validation, business checks, the
+// HTTP-level rejects) is recorded by RecordEvent, and the handler holds its answer until the
+// event's unit has committed; if that unit fails, the call is answered anyway and the event is
+// counted lost. Two cases stay asynchronous, and so may lose an event to a crash before the next
+// commit: a call whose own group failed (its answer is the store error; its event is handed to
+// RecordEvent without waiting), and admin events (RecordAdmin: the change itself committed
+// before it was answered; its event follows it).
 //
-// Thread-safe: OnApiCall and RecordAdmin run concurrently on event loops and never block on
-// the store. The store and clock are not owned and must outlive the trail; the trail's units may
-// outlive it (they hold shared state, not the trail).
+// latencyMicros in the event: from when the request was read whole to when its answer was decided
+// (inside the transaction, before the commit: the fsync is not in it), or built (a call refused
+// before the store: the wait for its event's commit is not in it). The event time is when the
+// call arrived, on the server's clock.
+//
+// RecordEvent (and RecordAdmin, OnApiCall): an event joins a pending list; the first event of a
+// list submits one store unit, and that unit takes every event pending when the writer runs it.
+// Under load many events share one unit (and one group commit); an idle server writes each event
+// at once. An event whose unit fails is counted in stats().lost and logged on stderr.
+//
+// Thread-safe: every method but Prune runs concurrently on event loops (WriteEvent on the writer
+// thread) and never blocks on the store. The store and clock are not owned and must outlive the
+// trail; the trail's units may outlive it (they hold shared state, not the trail).
 #pragma once
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
+#include <string>
 #include <vector>
 
 #include "common/clock.h"
@@ -35,11 +54,21 @@ struct AuditStats {
   uint64_t pruned = 0;    // events deleted past their retention
 };
 
-class AuditTrail final : public protocol::ApiCallObserver {
+class AuditTrail final : public protocol::ApiCallObserver, public protocol::CallAuditor {
  public:
   AuditTrail(store::Store* store, const Clock* clock);
 
-  // protocol::ApiCallObserver: one metering API call, accepted or refused.
+  // protocol::CallAuditor (the handler's path, see above). The event time is when the call
+  // arrived: now minus the call's latency, on the server's clock.
+  std::unique_ptr<protocol::PreparedAuditEvent> PrepareEvent(const protocol::ApiCall& call,
+                                                             const std::string& event_id) override;
+  Status WriteEvent(const protocol::ApiCall& call, const protocol::PreparedAuditEvent& prepared,
+                    store::Transaction& txn) override;
+  void EventCommitted() override;
+  void RecordEvent(const protocol::ApiCall& call, const std::string& event_id,
+                   std::function<void(const Status&)> committed) override;
+
+  // protocol::ApiCallObserver: RecordEvent with a fresh event id, not waited for.
   void OnApiCall(const protocol::ApiCall& call) override;
   // One mutating admin request (see IsAuditedAdminRequest) and its answer.
   void RecordAdmin(const HttpRequest& request, const HttpResponse& response, bool authenticated);
@@ -56,7 +85,8 @@ class AuditTrail final : public protocol::ApiCallObserver {
 
  private:
   struct Shared;
-  void Record(store::AuditEventRow row);
+  store::AuditEventRow Event(const protocol::ApiCall& call, std::string event_id) const;
+  void Record(store::AuditEventRow row, std::function<void(const Status&)> committed);
 
   store::Store* store_;
   const Clock* clock_;

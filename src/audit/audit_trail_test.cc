@@ -4,6 +4,8 @@
 #include <stdlib.h>
 
 #include <filesystem>
+#include <future>
+#include <optional>
 #include <set>
 #include <string>
 #include <thread>
@@ -161,6 +163,60 @@ TEST_P(AuditTrailTest, EventsAfterCloseAreCountedAsLost) {
   trail_->OnApiCall(Call(1, "111122223333"));
   EXPECT_EQ(trail_->stats().lost, 1u);
   EXPECT_EQ(trail_->stats().recorded, 0u);
+}
+
+TEST_P(AuditTrailTest, WriteEventCommitsOrFailsWithTheUnitsOwnWrites) {
+  store::UsageRow row;
+  row.record_id = "rec-1";
+  row.dedup_key = "dedup-1";
+  row.source = "BatchMeterUsage";
+  row.request_id = "req-1";
+  const protocol::ApiCall call = Call(1, "111122223333");
+  std::unique_ptr<protocol::PreparedAuditEvent> prepared = trail_->PrepareEvent(call, "event-1");
+  // A unit whose apply fails after the event was written: neither the record nor the event.
+  Status failed = store::SubmitAndWait(store_.get(), [&](store::Transaction& txn) -> Status {
+    METERD_RETURN_IF_ERROR(txn.InsertUsageIfAbsent(row).status());
+    METERD_RETURN_IF_ERROR(trail_->WriteEvent(call, *prepared, txn));
+    return Status(StatusCode::kIoError, "the group failed");
+  });
+  EXPECT_FALSE(failed.ok());
+  EXPECT_EQ(*store_->CountUsageRows(), 0);
+  EXPECT_TRUE(RequestIds(store::AuditQuery()).empty());
+  // The same unit that commits: both, and the event once even when written twice (a re-run).
+  ASSERT_TRUE(store::SubmitAndWait(store_.get(), [&](store::Transaction& txn) -> Status {
+                METERD_RETURN_IF_ERROR(txn.InsertUsageIfAbsent(row).status());
+                METERD_RETURN_IF_ERROR(trail_->WriteEvent(call, *prepared, txn));
+                return trail_->WriteEvent(call, *prepared, txn);
+              }).ok());
+  EXPECT_EQ(*store_->CountUsageRows(), 1);
+  EXPECT_EQ(RequestIds(store::AuditQuery()), std::vector<std::string>{"req-1"});
+}
+
+TEST_P(AuditTrailTest, RecordEventTellsWhenItsEventIsDurable) {
+  std::promise<std::pair<Status, size_t>> seen;
+  // Runs after the commit: the event can be read already.
+  trail_->RecordEvent(Call(7, "111122223333"), "event-7", [&](const Status& status) {
+    auto page = trail_->Lookup(store::AuditQuery());
+    seen.set_value({status, page.ok() ? page->events.size() : 0});
+  });
+  auto [status, events] = seen.get_future().get();
+  EXPECT_TRUE(status.ok()) << status.ToString();
+  EXPECT_EQ(events, 1u);
+  EXPECT_EQ(trail_->stats().recorded, 1u);
+  auto page = trail_->Lookup(store::AuditQuery());
+  ASSERT_TRUE(page.ok());
+  ASSERT_EQ(page->events.size(), 1u);
+  EXPECT_EQ(page->events[0].event_id, "event-7");
+}
+
+TEST_P(AuditTrailTest, RecordEventAfterCloseAnswersWithTheLoss) {
+  store_->Close();
+  std::optional<Status> seen;
+  trail_->RecordEvent(Call(1, "111122223333"), "event-1",
+                      [&](const Status& status) { seen = status; });
+  ASSERT_TRUE(seen.has_value());
+  EXPECT_FALSE(seen->ok());
+  EXPECT_EQ(trail_->stats().lost, 1u);
 }
 
 INSTANTIATE_TEST_SUITE_P(Backends, AuditTrailTest,

@@ -241,9 +241,15 @@ class Session : public std::enable_shared_from_this<Session> {
 
   void SendReject(RejectReason reason) {
     keep_alive_ = false;
-    HttpResponse r = handler_->Reject(reason);
-    r.close_connection = true;
-    Write(std::move(r));
+    stream_.expires_never();  // the handler may answer later (once the call's event is durable)
+    auto executor = stream_.get_executor();
+    handler_->RejectAsync(reason, [self = shared_from_this(), executor](ResponseBuilder build) {
+      asio::post(executor, [self, build = std::move(build)]() {
+        HttpResponse r = build();
+        r.close_connection = true;
+        self->Write(std::move(r));
+      });
+    });
   }
 
   void Write(HttpResponse r) {

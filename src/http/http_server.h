@@ -7,6 +7,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <utility>
 
 #include "common/http_message.h"
 #include "common/status.h"
@@ -34,6 +35,13 @@ class HttpHandler {
   virtual void Handle(HttpRequest request, Responder respond) = 0;
   // The response for a request that could not be read whole. The connection is closed after it.
   virtual HttpResponse Reject(RejectReason reason) = 0;
+  // What the server calls: the same response, handed to `respond` (exactly once, from any
+  // thread), so that a handler can make something durable first (the audit trail, D17). The
+  // default answers Reject(reason) at once.
+  virtual void RejectAsync(RejectReason reason, Responder respond) {
+    Responder send = std::move(respond);
+    send([r = Reject(reason)]() mutable { return std::move(r); });
+  }
 };
 
 struct HttpServerOptions {

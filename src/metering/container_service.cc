@@ -23,7 +23,7 @@ using catalog::ProductKind;
 }  // namespace
 
 void MeteringService::RegisterUsage(const CallContext& ctx, const RegisterUsageInput& input,
-                                    std::function<void(Result<RegisterUsageOutput>)> done) {
+                                    Completion<RegisterUsageOutput> done) {
   std::shared_ptr<const Catalog> catalog = catalog_->Get();
   const int64_t now = clock_->NowMillis();
   auto caller = WorkloadCaller(*catalog, ctx, "RegisterUsage", "an ECS task or an EKS pod");
@@ -82,19 +82,21 @@ void MeteringService::RegisterUsage(const CallContext& ctx, const RegisterUsageI
     }
     return txn.OpenRunIfAbsent(store::MeteredRun{workload_id, product_code, now});
   };
-  unit.done = [output, entitled, done = std::move(done)](const Status& st) {
-    if (!st.ok()) return done(StoreFailure(st));
-    if (!*entitled) {
-      return done(Status(StatusCode::kCustomerNotEntitled,
-                         "The customer does not have a valid subscription for the product."));
-    }
-    done(std::move(*output));
-  };
+  AnswerAfterCommit<RegisterUsageOutput>(
+      &unit,
+      [output, entitled]() -> Result<RegisterUsageOutput> {
+        if (!*entitled) {
+          return Status(StatusCode::kCustomerNotEntitled,
+                        "The customer does not have a valid subscription for the product.");
+        }
+        return *output;
+      },
+      std::move(done));
   store_->Submit(std::move(unit));
 }
 
 void MeteringService::ResolveCustomer(const CallContext& ctx, const ResolveCustomerInput& input,
-                                      std::function<void(Result<ResolveCustomerOutput>)> done) {
+                                      Completion<ResolveCustomerOutput> done) {
   std::shared_ptr<const Catalog> catalog = catalog_->Get();
   const int64_t now = clock_->NowMillis();
   if (Status st = SellerCaller(*catalog, ctx, "ResolveCustomer"); !st.ok()) return done(st);
@@ -122,21 +124,24 @@ void MeteringService::ResolveCustomer(const CallContext& ctx, const ResolveCusto
     }
     return Status::Ok();
   };
-  unit.done = [outcome, catalog, done = std::move(done)](const Status& st) {
-    if (!st.ok()) return done(StoreFailure(st));
-    if (!outcome->status.ok()) return done(outcome->status);
-    const store::RegistrationTokenRow& row = outcome->row;
-    ResolveCustomerOutput out;
-    out.product_code = row.product_code;
-    out.customer_aws_account_id = row.customer_account;
-    const Product* product = catalog->FindProduct(row.product_code);
-    if (product != nullptr && product->integration == catalog::Integration::kConcurrentAgreements) {
-      out.license_arn = row.license_arn;  // no CustomerIdentifier for new integrations
-    } else if (const catalog::Account* a = catalog->FindAccount(row.customer_account)) {
-      out.customer_identifier = a->customer_identifier;
-    }
-    done(std::move(out));
-  };
+  AnswerAfterCommit<ResolveCustomerOutput>(
+      &unit,
+      [outcome, catalog]() -> Result<ResolveCustomerOutput> {
+        if (!outcome->status.ok()) return outcome->status;
+        const store::RegistrationTokenRow& row = outcome->row;
+        ResolveCustomerOutput out;
+        out.product_code = row.product_code;
+        out.customer_aws_account_id = row.customer_account;
+        const Product* product = catalog->FindProduct(row.product_code);
+        if (product != nullptr &&
+            product->integration == catalog::Integration::kConcurrentAgreements) {
+          out.license_arn = row.license_arn;  // no CustomerIdentifier for new integrations
+        } else if (const catalog::Account* a = catalog->FindAccount(row.customer_account)) {
+          out.customer_identifier = a->customer_identifier;
+        }
+        return out;
+      },
+      std::move(done));
   store_->Submit(std::move(unit));
 }
 

@@ -1,6 +1,7 @@
 #include "metering/service.h"
 
 #include <memory>
+#include <optional>
 
 #include "common/crypto.h"
 #include "common/time_util.h"
@@ -44,6 +45,34 @@ void MoveInjectedToUnprocessed(const std::vector<bool>& injected, BatchMeterUsag
 
 }  // namespace
 
+template <typename Output>
+void AnswerAfterCommit(store::WriteUnit* unit, std::function<Result<Output>()> answer,
+                       Completion<Output> done) {
+  // The answer the seal saw (decided afresh on every run), which `done` then gets as it is.
+  auto decided = std::make_shared<std::optional<Result<Output>>>();
+  if (done.seal) {
+    unit->seal = [decided, answer, seal = std::move(done.seal)](store::Transaction& txn) {
+      decided->emplace(answer());
+      return seal(**decided, txn);
+    };
+  }
+  unit->done = [decided, answer = std::move(answer),
+                done = std::move(done.done)](const Status& st) {
+    if (!st.ok()) return done(StoreFailure(st), AnswerPath::kStoreFailed);
+    if (!decided->has_value()) decided->emplace(answer());
+    done(std::move(**decided), AnswerPath::kCommitted);
+  };
+}
+
+template void AnswerAfterCommit(store::WriteUnit*, std::function<Result<BatchMeterUsageOutput>()>,
+                                Completion<BatchMeterUsageOutput>);
+template void AnswerAfterCommit(store::WriteUnit*, std::function<Result<MeterUsageOutput>()>,
+                                Completion<MeterUsageOutput>);
+template void AnswerAfterCommit(store::WriteUnit*, std::function<Result<RegisterUsageOutput>()>,
+                                Completion<RegisterUsageOutput>);
+template void AnswerAfterCommit(store::WriteUnit*, std::function<Result<ResolveCustomerOutput>()>,
+                                Completion<ResolveCustomerOutput>);
+
 const char* RecordStatusName(RecordStatus s) {
   switch (s) {
     case RecordStatus::kSuccess:
@@ -84,7 +113,7 @@ std::string AllocationsJson(const std::vector<UsageAllocation>& allocations) {
 }
 
 void MeteringService::BatchMeterUsage(const CallContext& ctx, BatchMeterUsageInput input,
-                                      std::function<void(Result<BatchMeterUsageOutput>)> done) {
+                                      Completion<BatchMeterUsageOutput> done) {
   std::shared_ptr<const Catalog> catalog = catalog_->Get();
   const int64_t now = clock_->NowMillis();
   const WindowSettings windows = settings().windows;
@@ -259,17 +288,20 @@ void MeteringService::BatchMeterUsage(const CallContext& ctx, BatchMeterUsageInp
     }
     return Status::Ok();
   };
-  unit.done = [output, injected = ctx.injected_unprocessed,
-               done = std::move(done)](const Status& st) {
-    if (!st.ok()) return done(StoreFailure(st));
-    if (!injected.empty()) MoveInjectedToUnprocessed(injected, output.get());
-    done(std::move(*output));
-  };
+  // A copy: the group may be re-run after the answer was taken (apply writes into `output`).
+  AnswerAfterCommit<BatchMeterUsageOutput>(
+      &unit,
+      [output, injected = ctx.injected_unprocessed]() -> Result<BatchMeterUsageOutput> {
+        BatchMeterUsageOutput answer = *output;
+        if (!injected.empty()) MoveInjectedToUnprocessed(injected, &answer);
+        return answer;
+      },
+      std::move(done));
   store_->Submit(std::move(unit));
 }
 
 void MeteringService::MeterUsage(const CallContext& ctx, const MeterUsageInput& input,
-                                 std::function<void(Result<MeterUsageOutput>)> done) {
+                                 Completion<MeterUsageOutput> done) {
   std::shared_ptr<const Catalog> catalog = catalog_->Get();
   const int64_t now = clock_->NowMillis();
   auto caller = WorkloadCaller(*catalog, ctx, "MeterUsage",
@@ -404,15 +436,17 @@ void MeteringService::MeterUsage(const CallContext& ctx, const MeterUsageInput& 
     }
     return Status::Ok();
   };
-  unit.done = [outcome, dry_run, done = std::move(done)](const Status& st) {
-    if (!st.ok()) return done(StoreFailure(st));
-    if (!outcome->status.ok()) return done(outcome->status);
-    if (dry_run) {
-      return done(Error(StatusCode::kDryRunOperation,
-                        "Request would have succeeded, but DryRun flag is set."));
-    }
-    done(MeterUsageOutput{outcome->record_id});
-  };
+  AnswerAfterCommit<MeterUsageOutput>(
+      &unit,
+      [outcome, dry_run]() -> Result<MeterUsageOutput> {
+        if (!outcome->status.ok()) return outcome->status;
+        if (dry_run) {
+          return Error(StatusCode::kDryRunOperation,
+                       "Request would have succeeded, but DryRun flag is set.");
+        }
+        return MeterUsageOutput{outcome->record_id};
+      },
+      std::move(done));
   store_->Submit(std::move(unit));
 }
 

@@ -1,14 +1,18 @@
-// ApiCall: one metering API call as it ended, and the ApiCallObserver seam through which the
-// audit trail, the access log and the metrics see every call - accepted or refused, including
-// requests refused before they could be read whole - without knowing the wire.
+// ApiCall: one metering API call as it ended, and the seams through which the audit trail
+// (CallAuditor), the access log and the metrics (ApiCallObserver) see every call - accepted or
+// refused, including requests refused before they could be read whole - without knowing the wire.
 #pragma once
 
 #include <cstdint>
+#include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
 
+#include "common/status.h"
 #include "json/json.h"
+#include "store/store.h"
 
 namespace meterd::protocol {
 
@@ -34,7 +38,10 @@ struct ApiCall {
   std::string source_ip;
   std::string user_agent;
   int64_t received_ms = 0;  // wall clock when the request was read whole
-  int64_t latency_us = 0;   // from then until the response was built
+  // From then until the answer was built. Observers: until it was handed to the server (after
+  // the commit of its store unit, or of its audit event). The audit event: until it was decided
+  // (inside the store unit, before the commit; or built, for a call refused before the store).
+  int64_t latency_us = 0;
   int http_status = 0;
   std::string error_code;  // the AWS error shape name; empty on success
   std::string error_message;
@@ -57,6 +64,40 @@ class ApiCallObserver {
  public:
   virtual ~ApiCallObserver() = default;
   virtual void OnApiCall(const ApiCall& call) = 0;
+};
+
+// What a CallAuditor prepared of one call's event (opaque to the handler).
+class PreparedAuditEvent {
+ public:
+  virtual ~PreparedAuditEvent() = default;
+};
+
+// The audit trail as the handler drives it (D17): an answered call always has its durable event.
+// A call whose answer is decided inside a store unit has its event written by WriteEvent in that
+// unit's transaction, before the commit, and is answered after the commit; any other call has its
+// event recorded by RecordEvent, and its answer waits for `committed`. Thread-safe; must not
+// block.
+class CallAuditor {
+ public:
+  virtual ~CallAuditor() = default;
+  // What the event of `call` holds before its answer is known (who, when, the request), built on
+  // the caller's thread so that the writer only adds the answer. The event time is now minus
+  // `call.latency_us` (when the call arrived). `event_id` is the call's own: a re-run group writes
+  // the same event again.
+  virtual std::unique_ptr<PreparedAuditEvent> PrepareEvent(const ApiCall& call,
+                                                           const std::string& event_id) = 0;
+  // Writes the event of `call` (completed by its answer), as `prepared` by this auditor's
+  // PrepareEvent, into `txn`, the transaction that holds the call's own writes (on the writer
+  // thread, before the commit).
+  virtual Status WriteEvent(const ApiCall& call, const PreparedAuditEvent& prepared,
+                            store::Transaction& txn) = 0;
+  // The transaction of a WriteEvent committed (the event counts as recorded).
+  virtual void EventCommitted() = 0;
+  // Records the event of `call` in a unit of its own, batched with other events. `committed`
+  // (may be null) runs once, on the writer thread, when that unit committed (ok) or failed (the
+  // store error; the event is then counted lost and logged); it must not block.
+  virtual void RecordEvent(const ApiCall& call, const std::string& event_id,
+                           std::function<void(const Status&)> committed) = 0;
 };
 
 // Hands each call to several observers, in the order they were added. Add every observer before

@@ -1,6 +1,8 @@
 #include "protocol/api_handler.h"
 
 #include <chrono>
+#include <memory>
+#include <optional>
 #include <string_view>
 
 #include "common/clock.h"
@@ -10,6 +12,18 @@
 #include "protocol/errors.h"
 
 namespace meterd::protocol {
+
+struct PendingCall {
+  ApiCall call;
+  int64_t start_us = 0;  // steady clock, when the handler took the request
+  std::string event_id;  // of the call's audit event, the same on every write of it
+  // Built by the seal on the writer thread (the last run wins); sent after the commit.
+  std::optional<HttpResponse> sealed;
+  // Its audit event but for the answer, prepared on the event loop before the store is asked.
+  std::unique_ptr<PreparedAuditEvent> prepared;
+  bool audited = false;       // the event committed with the call's store unit
+  bool store_failed = false;  // the call's group failed: its event is not waited for
+};
 
 namespace {
 
@@ -41,22 +55,6 @@ void CountRecords(const metering::MeterUsageOutput& /*out*/, RecordCounts* count
 template <typename Output>
 void CountRecords(const Output& /*out*/, RecordCounts* /*counts*/) {}
 
-// The service's callback for one operation: hands the server a builder that encodes the output
-// (or the error) on the connection's event loop. `call` (may be null) gets the record counts.
-template <typename Output>
-std::function<void(Result<Output>)> Reply(http::Responder respond, std::string request_id,
-                                          std::string (*encode)(const Output&),
-                                          std::shared_ptr<ApiCall> call) {
-  return [respond = std::move(respond), request_id = std::move(request_id), encode,
-          call = std::move(call)](Result<Output> out) {
-    if (call != nullptr && out.ok()) CountRecords(*out, &call->records);
-    respond([out = std::move(out), request_id, encode] {
-      if (!out.ok()) return ErrorResponse(out.status(), request_id);
-      return JsonResponse(encode(*out), request_id);
-    });
-  };
-}
-
 int64_t SteadyMicros() {
   return std::chrono::duration_cast<std::chrono::microseconds>(
              std::chrono::steady_clock::now().time_since_epoch())
@@ -76,37 +74,136 @@ void ReadWireError(const HttpResponse& r, ApiCall* call) {
   }
 }
 
-}  // namespace
+// The response `r` completes the call: what the observers and the audit event show of it.
+void Complete(PendingCall* p, const HttpResponse& r) {
+  ApiCall& call = p->call;
+  call.http_status = r.status;
+  call.latency_us = SteadyMicros() - p->start_us;
+  call.error_code.clear();  // a re-run seal completes the call afresh
+  call.error_message.clear();
+  if (r.status != 200) ReadWireError(r, &call);
+  call.response_body = r.body;
+}
 
-http::Responder ApiHandler::Observe(std::shared_ptr<ApiCall> call, http::Responder respond) const {
-  return [observer = observer_, call = std::move(call), start_us = SteadyMicros(),
-          inner = std::move(respond)](http::ResponseBuilder build) {
-    inner([observer, call, start_us, build = std::move(build)] {
-      HttpResponse r = build();
-      call->http_status = r.status;
-      call->latency_us = SteadyMicros() - start_us;
-      if (r.status != 200) ReadWireError(r, call.get());
-      call->response_body = r.body;
-      observer->OnApiCall(*call);
-      return r;
+// The service's completion for one operation. Without an auditor: the server gets a builder that
+// encodes the output (or the error) on the connection's event loop. With one (D17): the seal
+// builds the response and writes the call's event inside the call's store unit, and the prebuilt
+// response is sent once that unit committed; an answer decided before the store, or a store
+// failure, goes through Observe, which records the event its own way. `p` (may be null: nothing
+// observes) gets the record counts.
+template <typename Output>
+metering::Completion<Output> Reply(http::Responder respond, std::string request_id,
+                                   std::string (*encode)(const Output&),
+                                   const std::shared_ptr<PendingCall>& p, CallAuditor* auditor) {
+  metering::Completion<Output> completion;
+  if (p != nullptr && auditor != nullptr) {
+    completion.seal = [request_id, encode, p, auditor](const Result<Output>& out,
+                                                       store::Transaction& txn) -> Status {
+      HttpResponse r = out.ok() ? JsonResponse(encode(*out), request_id)
+                                : ErrorResponse(out.status(), request_id);
+      p->call.records = RecordCounts{};
+      if (out.ok()) CountRecords(*out, &p->call.records);
+      if (p->prepared == nullptr) p->prepared = auditor->PrepareEvent(p->call, p->event_id);
+      Complete(p.get(), r);
+      METERD_RETURN_IF_ERROR(auditor->WriteEvent(p->call, *p->prepared, txn));
+      p->sealed = std::move(r);
+      return Status::Ok();
+    };
+  }
+  completion.done = [respond = std::move(respond), request_id = std::move(request_id), encode, p,
+                     auditor](Result<Output> out, metering::AnswerPath path) {
+    if (p != nullptr) {
+      if (path == metering::AnswerPath::kCommitted && p->sealed.has_value()) {
+        p->audited = true;
+        auditor->EventCommitted();
+        return respond([r = std::move(*p->sealed)]() mutable { return std::move(r); });
+      }
+      p->store_failed = path == metering::AnswerPath::kStoreFailed;
+      p->call.records = RecordCounts{};
+      if (out.ok()) CountRecords(*out, &p->call.records);
+    }
+    respond([out = std::move(out), request_id, encode] {
+      if (!out.ok()) return ErrorResponse(out.status(), request_id);
+      return JsonResponse(encode(*out), request_id);
     });
   };
+  return completion;
+}
+
+}  // namespace
+
+http::Responder ApiHandler::Observe(std::shared_ptr<PendingCall> p, http::Responder respond) const {
+  return [observer = observer_, auditor = auditor_, p = std::move(p),
+          inner = std::move(respond)](http::ResponseBuilder build) {
+    // Hands `r` to the server; the observers see the call as it leaves.
+    auto deliver = [observer, p, inner](HttpResponse r) {
+      inner([observer, p, r = std::move(r)]() mutable {
+        if (observer != nullptr) {
+          p->call.latency_us = SteadyMicros() - p->start_us;
+          observer->OnApiCall(p->call);
+        }
+        return std::move(r);
+      });
+    };
+    // Built by the seal inside the call's store unit, whose commit holds the event.
+    if (p->audited) return deliver(build());
+    if (auditor == nullptr) {
+      // Nothing to make durable first: built on the connection's event loop, as it leaves.
+      return inner([observer, p, build = std::move(build)] {
+        HttpResponse r = build();
+        Complete(p.get(), r);
+        if (observer != nullptr) observer->OnApiCall(p->call);
+        return r;
+      });
+    }
+    HttpResponse r = build();
+    Complete(p.get(), r);
+    if (p->store_failed) {
+      // The call's own group failed: the answer is the store error, its event is not waited for.
+      auditor->RecordEvent(p->call, p->event_id, nullptr);
+      return deliver(std::move(r));
+    }
+    // Decided before the store: answered once its event is durable (or its unit failed, which
+    // the trail counts and logs).
+    auto held = std::make_shared<HttpResponse>(std::move(r));
+    auditor->RecordEvent(p->call, p->event_id,
+                         [deliver, held](const Status&) { deliver(std::move(*held)); });
+  };
+}
+
+std::shared_ptr<PendingCall> ApiHandler::NewPendingCall() const {
+  if (observer_ == nullptr && auditor_ == nullptr) return nullptr;
+  auto p = std::make_shared<PendingCall>();
+  p->start_us = SteadyMicros();
+  p->event_id = TimeOrderedUuid();
+  p->call.received_ms = WallClockMillis();
+  return p;
 }
 
 HttpResponse ApiHandler::Reject(http::RejectReason reason) {
   HttpResponse r = RejectResponse(reason);
-  if (observer_ != nullptr) {
-    ApiCall call;
+  if (std::shared_ptr<PendingCall> p = NewPendingCall()) {
+    ApiCall& call = p->call;
     for (const HttpHeader& h : r.headers) {
       if (h.name == "x-amzn-RequestId") call.request_id = h.value;
     }
-    call.received_ms = WallClockMillis();
-    call.http_status = r.status;
-    ReadWireError(r, &call);
-    call.response_body = r.body;
-    observer_->OnApiCall(call);
+    Complete(p.get(), r);
+    if (observer_ != nullptr) observer_->OnApiCall(call);
+    if (auditor_ != nullptr) auditor_->RecordEvent(call, p->event_id, nullptr);
   }
   return r;
+}
+
+void ApiHandler::RejectAsync(http::RejectReason reason, http::Responder respond) {
+  HttpResponse r = RejectResponse(reason);
+  std::shared_ptr<PendingCall> p = NewPendingCall();
+  if (p != nullptr) {
+    for (const HttpHeader& h : r.headers) {
+      if (h.name == "x-amzn-RequestId") p->call.request_id = h.value;
+    }
+    respond = Observe(std::move(p), std::move(respond));
+  }
+  respond([r = std::move(r)]() mutable { return std::move(r); });
 }
 
 HttpResponse ApiHandler::RejectResponse(http::RejectReason reason) {
@@ -133,14 +230,13 @@ HttpResponse ApiHandler::RejectResponse(http::RejectReason reason) {
 
 void ApiHandler::Handle(HttpRequest request, http::Responder respond) {
   std::string request_id = RandomUuid();
-  std::shared_ptr<ApiCall> call;
-  if (observer_ != nullptr) {
-    call = std::make_shared<ApiCall>();
+  std::shared_ptr<PendingCall> pending = NewPendingCall();
+  ApiCall* call = pending != nullptr ? &pending->call : nullptr;
+  if (call != nullptr) {
     call->request_id = request_id;
-    call->received_ms = WallClockMillis();
     call->source_ip = request.remote_address;
     if (const std::string* agent = request.FindHeader("user-agent")) call->user_agent = *agent;
-    respond = Observe(call, std::move(respond));
+    respond = Observe(pending, std::move(respond));
   }
   // Every refusal ends the handling: the body text is no longer needed and goes to the observers
   // as it is (moved, not copied).
@@ -284,8 +380,15 @@ void ApiHandler::Handle(HttpRequest request, http::Responder respond) {
   }
 
   // The observers get the body parsed once, here; the typed input holds its own copies.
+  // The audit event is prepared here, on the event loop, up to the answer, so that the writer only
+  // adds that (the event time: when the call arrived).
   auto hand_over = [&] {
-    if (call != nullptr) call->request_json = std::move(body).value();
+    if (call == nullptr) return;
+    call->request_json = std::move(body).value();
+    if (auditor_ != nullptr) {
+      call->latency_us = SteadyMicros() - pending->start_us;
+      pending->prepared = auditor_->PrepareEvent(*call, pending->event_id);
+    }
   };
   // The service answers on the store's writer thread; encoding happens on the event loop.
   if (operation == "BatchMeterUsage") {
@@ -297,23 +400,26 @@ void ApiHandler::Handle(HttpRequest request, http::Responder respond) {
         for (bool injected : ctx.injected_unprocessed) call->fault_injected |= injected;
       }
     }
-    return service_->BatchMeterUsage(ctx, std::move(input),
-                                     Reply(respond, request_id, EncodeBatchMeterUsage, call));
+    return service_->BatchMeterUsage(
+        ctx, std::move(input),
+        Reply(respond, request_id, EncodeBatchMeterUsage, pending, auditor_));
   }
   if (operation == "MeterUsage") {
     metering::MeterUsageInput input = DecodeMeterUsage(*body);
     hand_over();
-    return service_->MeterUsage(ctx, input, Reply(respond, request_id, EncodeMeterUsage, call));
+    return service_->MeterUsage(ctx, input,
+                                Reply(respond, request_id, EncodeMeterUsage, pending, auditor_));
   }
   if (operation == "RegisterUsage") {
     metering::RegisterUsageInput input = DecodeRegisterUsage(*body);
     hand_over();
-    return service_->RegisterUsage(ctx, input,
-                                   Reply(respond, request_id, EncodeRegisterUsage, call));
+    return service_->RegisterUsage(
+        ctx, input, Reply(respond, request_id, EncodeRegisterUsage, pending, auditor_));
   }
   metering::ResolveCustomerInput input = DecodeResolveCustomer(*body);
   hand_over();
-  service_->ResolveCustomer(ctx, input, Reply(respond, request_id, EncodeResolveCustomer, call));
+  service_->ResolveCustomer(ctx, input,
+                            Reply(respond, request_id, EncodeResolveCustomer, pending, auditor_));
 }
 
 HttpResponse ApiHandler::PublicKeys(std::string_view path, const std::string& request_id) const {

@@ -281,8 +281,8 @@ int Serve(const ServeOptions& opt) {
   metering::FaultInjector faults;
   protocol::ApiHandler handler(&holder, &verifier, &service, &model, signing_keys.get(), &throttler,
                                &faults);
-  // Whatever watches every metering API call (audit trail, access log, metrics) is added here,
-  // before the listener starts.
+  // Whatever watches every metering API call (access log, metrics) is added here, before the
+  // listener starts.
   protocol::ApiCallFanout call_observers;
   call_observers.Add(&metrics);
   std::unique_ptr<observability::AccessLog> access_log;
@@ -294,8 +294,9 @@ int Serve(const ServeOptions& opt) {
   }
   // The audit trail (D17): every metering call and admin change; pruned in the background, one
   // small unit at a time, past the retention in force (a runtime setting).
+  // The handler drives it apart from the observers: a call's event is durable before its answer.
   audit::AuditTrail audit_trail(store->store.get(), clock.get());
-  call_observers.Add(&audit_trail);
+  handler.SetCallAuditor(&audit_trail);
   Ticker audit_pruning(
       std::chrono::seconds(opt.audit_prune_interval_seconds), [&audit_trail, &control_plane] {
         auto pruned = audit_trail.Prune(control_plane.settings().audit_retention_ms);

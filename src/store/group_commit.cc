@@ -88,6 +88,11 @@ Status GroupCommitStore::RunGroup(std::vector<WriteUnit>& group) {
     if (!status.ok()) break;
     status = unit.apply(backend_->txn());
   }
+  // Every outcome of the group is decided: the seals write what must commit with it.
+  for (auto& unit : group) {
+    if (!status.ok()) break;
+    if (unit.seal) status = unit.seal(backend_->txn());
+  }
   if (status.ok()) status = backend_->Commit();
   if (!status.ok()) backend_->Rollback();
   return status;

@@ -66,7 +66,8 @@ class GroupCommitStore final : public Store {
   // Counts a finished group, tells the observer, then answers its units.
   void Finish(std::vector<WriteUnit>& group, const Status& status,
               std::chrono::steady_clock::time_point started);
-  // One attempt at the group: Begin, Prefetch, every apply, Commit (Rollback on failure).
+  // One attempt at the group: Begin, Prefetch, every apply, every seal, Commit (Rollback on
+  // failure).
   Status RunGroup(std::vector<WriteUnit>& group);
 
   std::unique_ptr<Backend> backend_;

@@ -195,9 +195,16 @@ struct ReadKeys {
 // sees the winner's row). So `apply` must set every outcome it records afresh on each run and
 // have no other effect. `done` runs once, after the group committed (ok) or failed (the store
 // error); it runs on the writer thread and must not block.
+//
+// `seal` (optional) runs in the same transaction after the `apply` of every unit of the group and
+// before the commit, so that what it writes is durable exactly when the unit's own writes are:
+// the audit event of the call whose answer `apply` decided (D17). Like `apply` it runs again when
+// the group is re-run (after a rollback), and must then write afresh; a store error it returns
+// fails the whole group.
 struct WriteUnit {
   std::function<Status(Transaction&)> apply;
   std::function<void(const Status&)> done;
+  std::function<Status(Transaction&)> seal;
   ReadKeys reads;
 };
 

@@ -47,6 +47,8 @@ class KillDurabilityTests(unittest.TestCase):
         self.assertEqual(c["kills"], self.KILLS, detail)
         self.assertEqual((c["lost"], c["duplicated"], c["unexpected"]), (0, 0, 0), detail)
         self.assertEqual(c["integrity"], "ok", detail)
+        self.assertEqual(c["audit_events_lost"], 0, detail)  # D17: answered calls have events
+        self.assertGreater(c["calls_answered"], 0, detail)
         self.assertGreater(c["units"], 0, detail)
         self.assertEqual(c["records_acknowledged"], c["rows"], detail)
         self.assertEqual(result.violations, [], detail)

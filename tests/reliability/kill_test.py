@@ -8,8 +8,10 @@ seed, the client number and the unit number):
     own SigV4 region `kill-<run>-<client>-<n>`, and inside a batch (dimension, hour) differ;
   - MeterUsage from the AgentCore workload with its own ClientToken `kill-<run>-<client>-<n>`
     (D3/D4: each token is a new record).
-Requests are botocore-signed raw HTTP over a keep-alive connection per client, so every attempt
-is seen. A unit is resent (identical body, signed afresh) until it gets an HTTP answer: a
+Now and then (--refused-fraction) a client also sends a request meterd refuses before the store
+(its body altered after signing: InvalidSignatureException), whose answer must wait for its audit
+event too. Requests are botocore-signed raw HTTP over a keep-alive connection per client, so every
+attempt is seen. A unit is resent (identical body, signed afresh) until it gets an HTTP answer: a
 connection error or a timeout is an unknown outcome; a 5xx or a ThrottlingException is a
 retryable answer, as an SDK treats it. Now and then a client also replays a unit that was
 already acknowledged (a response an SDK never saw), which must get the idempotent answer.
@@ -28,9 +30,12 @@ finish `--tail-units` more units, meterd is stopped with SIGTERM and the store i
               the db (the embedded ledger: `meterd dump --verify`); PostgreSQL's amcheck (every
               index holds every row, heaps verified)
   rollups     the usage rollups (hour, day, month) are the sums over the ledger at the end
+  audit       every call that got an HTTP answer (its x-amzn-RequestId) has its audit event (D17,
+              docs/AUDIT.md: the answer waits for the event's commit) after every kill and at the
+              end: `audit_events_lost` counts the answered calls without one
 and a summary line is printed:
   kills=20 units=... records_acknowledged=... lost=0 duplicated=0 unexpected=0 retries=...
-  integrity=ok seed=... (then extra counters)
+  integrity=ok seed=... audit_events_lost=0 (then extra counters)
 Exit status 0 only when nothing was violated.
 
   METERD_BIN=build/bin/meterd python3 tests/reliability/kill_test.py --kills 20 --clients 4
@@ -318,7 +323,9 @@ class Client(threading.Thread):
         super().__init__(name="kill-client-%d" % c, daemon=True)
         self.test, self.c = test, c
         self.units = []
+        self.refused = []  # request ids of refused probes that got their HTTP answer
         self.replay_rng = random.Random("%d/replay/%d" % (test.seed, c))
+        self.refused_rng = random.Random("%d/refused/%d" % (test.seed, c))
         self.conn = None
         self.conn_port = None
         self.error = None
@@ -344,6 +351,8 @@ class Client(threading.Thread):
                 acked = [u for u in self.units[-50:] if u.ack is not None]
                 if acked and self.replay_rng.random() < t.replay_fraction:
                     self.deliver(self.replay_rng.choice(acked), replay=True)
+                if self.refused_rng.random() < t.refused_fraction:
+                    self.probe_refused(unit)
         except Aborted:
             pass
         except Fatal as e:
@@ -360,7 +369,28 @@ class Client(threading.Thread):
             self.conn.close()
         self.conn, self.conn_port = None, None
 
-    def _post(self, port, unit):
+    def probe_refused(self, unit):
+        """Sends `unit` with its body altered after signing, once: meterd refuses it before the
+        store (InvalidSignatureException) and stores nothing but its audit event."""
+        generation, port = self.test.ctl.current()
+        if port is None:
+            return
+        self.test.ctl.begin_request()
+        try:
+            status, request_id, data = self._post(port, unit, tamper=True)
+        except (OSError, http.client.HTTPException):
+            self._close()
+            return
+        finally:
+            self.test.ctl.end_request()
+        if status == 200 or not request_id:
+            self.test.violation("refused", "%s with an altered body: HTTP %d %s"
+                                % (unit.name, status, data[:200]))
+            return
+        self.refused.append(request_id)
+        self.test.error_request_ids.add(request_id)
+
+    def _post(self, port, unit, tamper=False):
         if self.conn is None or self.conn_port != port:
             self._close()
             self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=self.test.io_timeout)
@@ -372,7 +402,8 @@ class Client(threading.Thread):
         SigV4Auth(unit.creds, "aws-marketplace", unit.region).add_auth(req)
         headers = dict(req.headers.items())
         headers["Host"] = host
-        self.conn.request("POST", "/", body=unit.body, headers=headers)
+        body = unit.body + b" " if tamper else unit.body
+        self.conn.request("POST", "/", body=body, headers=headers)
         resp = self.conn.getresponse()
         data = resp.read()
         if resp.getheader("Connection", "").lower() == "close":
@@ -499,12 +530,14 @@ class KillTest:
 
     def __init__(self, kills=20, clients=4, seed=None, min_delay=0.2, max_delay=1.5,
                  tail_units=5, replay_fraction=0.1, batch_fraction=0.5, max_units=None,
+                 refused_fraction=0.05,
                  io_timeout=10.0, unit_timeout=120.0, deadline=None, check_each_kill=True,
                  data_dir=None, keep_data=False, catalog=H.TEST_CATALOG, log=None):
         self.kills, self.clients = kills, clients
         self.seed = random.SystemRandom().randrange(1 << 32) if seed is None else int(seed)
         self.min_delay, self.max_delay = min_delay, max_delay
         self.tail_units, self.replay_fraction, self.max_units = tail_units, replay_fraction, max_units
+        self.refused_fraction = refused_fraction
         self.io_timeout, self.unit_timeout, self.deadline = io_timeout, unit_timeout, deadline
         self.check_each_kill = check_each_kill
         self.keep_data = keep_data
@@ -542,6 +575,27 @@ class KillTest:
                     ids.update(u.ack_ids)
         return ids
 
+    def answered_request_ids(self):
+        """The x-amzn-RequestId of every attempt that got an HTTP answer so far."""
+        ids = set()
+        for w in self.workers:
+            ids.update(list(w.refused))
+            for u in list(w.units):
+                for a in list(u.attempts):
+                    if a.get("outcome") in ("answer", "retryable", "error") and a.get("request_id"):
+                        ids.add(a["request_id"])
+        return ids
+
+    def audit_missing(self, answered, events):
+        """The answered request ids without an audit event among `events` (rows of `event`)."""
+        stored = set()
+        for (text,) in events:
+            try:
+                stored.add(json.loads(text).get("requestID"))
+            except (ValueError, AttributeError):
+                pass
+        return sorted(answered - stored)
+
     def killer(self):
         rng = random.Random("%d/killer" % self.seed)
         try:
@@ -553,10 +607,12 @@ class KillTest:
                     self.violation("crash", "meterd had exited on its own (status %s) before kill "
                                    "%d; stderr tail:\n%s" % (exited, k, self.stderr_tail()))
                 acked = self.acked_ids()  # all answered before the kill, so all committed
+                answered = self.answered_request_ids()  # so are their audit events (D17)
                 integrity, missing = "unchecked", []
                 if self.check_each_kill:
-                    integrity, (rows,) = store_check(self.data_dir,
-                                                     ["SELECT record_id FROM usage_records"])
+                    integrity, (rows, events) = store_check(
+                        self.data_dir, ["SELECT record_id FROM usage_records",
+                                        "SELECT event FROM audit_events"])
                     self.integrity.append(integrity)
                     if integrity != "ok":
                         self.violation("integrity", "after kill %d: %s" % (k, integrity))
@@ -564,6 +620,10 @@ class KillTest:
                     if missing:
                         self.violation("lost", "after kill %d: %d acknowledged records are not in "
                                        "the db, e.g. %s" % (k, len(missing), missing[:5]))
+                    no_event = self.audit_missing(answered, events)
+                    if no_event:
+                        self.violation("audit_lost", "after kill %d: %d answered calls have no "
+                                       "audit event, e.g. %s" % (k, len(no_event), no_event[:5]))
                 self.kill_log.append((k, inflight, integrity, len(missing)))
                 self.log("kill-test: kill %d/%d (%d requests in flight, %d acknowledged so far, "
                          "integrity %s)" % (k, self.kills, inflight, len(acked), integrity))
@@ -617,16 +677,23 @@ class KillTest:
     # checks -----------------------------------------------------------------------------
     def check(self, elapsed):
         units = [u for w in self.workers for u in w.units]
-        final_integrity, (rows, tokens, rollups) = store_check(self.data_dir, [
+        final_integrity, (rows, tokens, rollups, events) = store_check(self.data_dir, [
             "SELECT record_id, dedup_key, source, region, product_code, seller_account, "
             "customer_account, customer_identifier, workload_id, dimension, usage_hour_ms, "
             "timestamp_ms, quantity, request_id FROM usage_records",
             "SELECT caller, token, record_id FROM client_tokens",
             "SELECT granularity, period_ms, product_code, customer_account, dimension, unit, "
-            "quantity, records FROM usage_rollups WHERE tag_key = ''"])
+            "quantity, records FROM usage_rollups WHERE tag_key = ''",
+            "SELECT event FROM audit_events"])
         self.integrity.append(final_integrity)
         if final_integrity != "ok":
             self.violation("integrity", "at the end: %s" % final_integrity)
+        # D17: every answered call (whatever its answer) has its audit event.
+        answered = self.answered_request_ids()
+        audit_lost = self.audit_missing(answered, events)
+        if audit_lost:
+            self.violation("audit_lost", "at the end: %d of %d answered calls have no audit "
+                           "event, e.g. %s" % (len(audit_lost), len(answered), audit_lost[:5]))
 
         token_of = {}
         for caller, token, rid in tokens:
@@ -741,7 +808,10 @@ class KillTest:
         kills_done = len(self.kill_log)
         counters = dict(kills=kills_done, units=len(units), records_acknowledged=records_acked,
                         lost=lost, duplicated=duplicated, unexpected=unexpected, retries=retries,
-                        integrity=integrity, seed=self.seed, unknown_outcomes=unknown,
+                        integrity=integrity, seed=self.seed, audit_events_lost=len(audit_lost),
+                        calls_answered=len(answered),
+                        refused_answered=sum(len(w.refused) for w in self.workers),
+                        unknown_outcomes=unknown,
                         idempotent_hits=idempotent_hits, replays=replays, rows=len(rows),
                         kills_mid_request=sum(1 for k in self.kill_log if k[1] > 0),
                         clients=self.clients, violations=len(self.violations),
@@ -750,7 +820,8 @@ class KillTest:
             self.violation("kills", "%d of %d kills happened" % (kills_done, self.kills))
             counters["violations"] = len(self.violations)
         order = ["kills", "units", "records_acknowledged", "lost", "duplicated", "unexpected",
-                 "retries", "integrity", "seed", "unknown_outcomes", "idempotent_hits", "replays",
+                 "retries", "integrity", "seed", "audit_events_lost", "calls_answered",
+                 "refused_answered", "unknown_outcomes", "idempotent_hits", "replays",
                  "rows", "kills_mid_request", "clients", "violations", "elapsed"]
         summary = " ".join("%s=%s" % (k, counters[k]) for k in order)
         return Result(summary, counters, list(self.violations), self.data_dir)
@@ -803,6 +874,9 @@ def main(argv=None):
                     help="chance that a client replays an acknowledged unit after each unit (0.1)")
     ap.add_argument("--batch-fraction", type=float, default=0.5,
                     help="share of units that are BatchMeterUsage; the rest MeterUsage (0.5)")
+    ap.add_argument("--refused-fraction", type=float, default=0.05,
+                    help="chance that a client sends a request meterd refuses (altered after "
+                         "signing) after each unit (0.05)")
     ap.add_argument("--max-units", type=int, help="cap on units per client")
     ap.add_argument("--deadline", type=float, help="fail if the run takes longer (seconds)")
     ap.add_argument("--no-check-each-kill", action="store_true",
@@ -818,6 +892,7 @@ def main(argv=None):
     test = KillTest(kills=args.kills, clients=args.clients, seed=args.seed,
                     min_delay=args.min_delay, max_delay=args.max_delay, tail_units=args.tail_units,
                     replay_fraction=args.replay_fraction, batch_fraction=args.batch_fraction,
+                    refused_fraction=args.refused_fraction,
                     max_units=args.max_units, deadline=args.deadline,
                     check_each_kill=not args.no_check_each_kill, data_dir=args.data_dir,
                     keep_data=args.keep_data)

@@ -52,6 +52,8 @@ rocksdb::ColumnFamilyOptions FamilyOptions(const SharedResources& shared, Family
   table.cache_index_and_filter_blocks = true;
   table.pin_l0_filter_and_index_blocks_in_cache = true;
   table.format_version = 5;
+  // XXH3 block checksums: this librocksdb's crc32c is the portable (slow) one.
+  table.checksum = rocksdb::kXXH3;
   // Bloom filters where a point look-up usually misses: a new record's dedup key, a new
   // ClientToken, a first call's entitlement. Time-ordered families are scanned, not probed.
   if (family == kDedup || family == kClientTokens || family == kEntitlements ||
@@ -66,8 +68,12 @@ rocksdb::ColumnFamilyOptions FamilyOptions(const SharedResources& shared, Family
   cf.write_buffer_size = kWriteBufferBytes;
   cf.max_write_buffer_number = 3;
   cf.level_compaction_dynamic_level_bytes = true;
+  // Two cores serve the requests, the writer and the flushes: the levels that are rewritten most
+  // (memtable flushes, L1) stay uncompressed, the rest is LZ4.
   cf.compression = rocksdb::kLZ4Compression;
-  cf.bottommost_compression = rocksdb::kZSTD;
+  cf.compression_per_level = {rocksdb::kNoCompression, rocksdb::kNoCompression,
+                              rocksdb::kLZ4Compression};
+  cf.bottommost_compression = rocksdb::kLZ4Compression;
   if (family == kRollups) cf.merge_operator = shared.rollup_sum;
   return cf;
 }

@@ -19,7 +19,7 @@
 #include "keys/signing_keys.h"
 #include "metering/faults.h"
 #include "observability/ops_endpoints.h"
-#include "reports/usage_reader.h"
+#include "reports/report.h"
 
 namespace meterd::admin {
 

@@ -64,7 +64,8 @@ void AuditTrail::OnApiCall(const protocol::ApiCall& call) {
 
 void AuditTrail::RecordAdmin(const HttpRequest& request, const HttpResponse& response,
                              bool authenticated) {
-  Record(AdminEvent(request, response, authenticated, clock_->NowMillis(), TimeOrderedUuid()), nullptr);
+  Record(AdminEvent(request, response, authenticated, clock_->NowMillis(), TimeOrderedUuid()),
+         nullptr);
 }
 
 void AuditTrail::Record(store::AuditEventRow row, std::function<void(const Status&)> committed) {

@@ -16,9 +16,19 @@
 #include "common/decimal.h"
 #include "common/http_message.h"
 #include "common/status.h"
-#include "reports/usage_reader.h"
+#include "store/usage_reader.h"
 
 namespace meterd::reports {
+
+// The ledger's read seam is the store's (store/usage_reader.h: the arrow runs reports -> store);
+// reports name its types as their own.
+using store::LedgerPosition;
+using store::LedgerRecord;
+using store::RollupQuery;
+using store::RollupRow;
+using store::UsageFilter;
+using store::UsagePage;
+using store::UsageReader;
 
 using Params = std::map<std::string, std::string>;  // decoded query parameters
 

@@ -11,11 +11,11 @@
 #include <shared_mutex>
 #include <thread>
 
-#include "reports/usage_reader.h"
 #include "store/ledger_codec.h"
 #include "store/ledger_db.h"
 #include "store/rollup.h"
 #include "store/sqlite_migration.h"
+#include "store/usage_reader.h"
 
 namespace meterd::store {
 
@@ -607,15 +607,14 @@ class EmbeddedBackend final : public Backend, public Transaction {
 };
 
 // --- the reports' reader ----------------------------------------------------------------------
-class EmbeddedUsageReader final : public reports::UsageReader {
+class EmbeddedUsageReader final : public UsageReader {
  public:
   explicit EmbeddedUsageReader(const DurableView* view) : view_(view) {}
 
   // (timestamp_ms, seq) order: a range scan of the ledger, or of the buyer account's index when
   // the filter names one (each hit then reads its row from the same snapshot).
-  Result<reports::UsagePage> ListUsage(const reports::UsageFilter& filter,
-                                       const std::optional<reports::LedgerPosition>& after,
-                                       size_t limit) override {
+  Result<UsagePage> ListUsage(const UsageFilter& filter, const std::optional<LedgerPosition>& after,
+                              size_t limit) override {
     auto state = view_->Current();
     if (!state.ok()) return state.status();
     rocksdb::ReadOptions ro;
@@ -623,16 +622,16 @@ class EmbeddedUsageReader final : public reports::UsageReader {
     return List(*state->db, ro, filter, after, limit);
   }
 
-  Result<std::vector<reports::RollupRow>> ReadRollups(const reports::RollupQuery& q) override {
+  Result<std::vector<RollupRow>> ReadRollups(const RollupQuery& q) override {
     auto state = view_->Current();
     if (!state.ok()) return state.status();
     rocksdb::ReadOptions ro;
     ro.snapshot = state->snapshot.get();
     const ledger::LedgerDb& db = *state->db;
     std::unique_ptr<rocksdb::Iterator> it(db.db()->NewIterator(ro, db.family(ledger::kRollups)));
-    std::vector<reports::RollupRow> rows;
+    std::vector<RollupRow> rows;
     for (it->Seek(ledger::RollupPeriodPrefix(q.granularity, q.from_ms)); it->Valid(); it->Next()) {
-      reports::RollupRow row;
+      RollupRow row;
       if (!ledger::ParseRollupKey(View(it->key()), &row.key)) return Corrupt("rollup key");
       if (row.key.granularity != q.granularity || row.key.period_ms >= q.to_ms) break;
       if (row.key.tag_key != q.tag_key) continue;
@@ -647,17 +646,15 @@ class EmbeddedUsageReader final : public reports::UsageReader {
     }
     METERD_RETURN_IF_ERROR(ledger::FromRocks(it->status(), "read rollups"));
     // The key's own order (text compared as bytes), not the length-prefixed order of the bytes.
-    std::sort(
-        rows.begin(), rows.end(),
-        [](const reports::RollupRow& a, const reports::RollupRow& b) { return a.key < b.key; });
+    std::sort(rows.begin(), rows.end(),
+              [](const RollupRow& a, const RollupRow& b) { return a.key < b.key; });
     return rows;
   }
 
  private:
-  Result<reports::UsagePage> List(const ledger::LedgerDb& db, const rocksdb::ReadOptions& ro,
-                                  const reports::UsageFilter& filter,
-                                  const std::optional<reports::LedgerPosition>& after,
-                                  size_t limit) {
+  Result<UsagePage> List(const ledger::LedgerDb& db, const rocksdb::ReadOptions& ro,
+                         const UsageFilter& filter, const std::optional<LedgerPosition>& after,
+                         size_t limit) {
     const bool by_account = !filter.customer_account.empty();
     const Family family = by_account ? ledger::kUsageByAccount : ledger::kUsageByTime;
     std::unique_ptr<rocksdb::Iterator> it(db.db()->NewIterator(ro, db.family(family)));
@@ -676,11 +673,11 @@ class EmbeddedUsageReader final : public reports::UsageReader {
     it->Seek(start);
     if (after && it->Valid() && View(it->key()) == start) it->Next();
 
-    reports::UsagePage page;
+    UsagePage page;
     std::string value;
     for (; it->Valid(); it->Next()) {
       const std::string_view key = View(it->key());
-      reports::LedgerRecord rec;
+      LedgerRecord rec;
       if (by_account) {
         if (key.substr(0, prefix.size()) != prefix) break;
         std::string account;
@@ -722,7 +719,7 @@ Result<std::unique_ptr<Backend>> OpenEmbeddedBackend(const std::string& data_dir
   return std::unique_ptr<Backend>(std::move(backend));
 }
 
-std::unique_ptr<reports::UsageReader> NewEmbeddedUsageReader(Backend* embedded_backend) {
+std::unique_ptr<UsageReader> NewEmbeddedUsageReader(Backend* embedded_backend) {
   auto* backend = static_cast<EmbeddedBackend*>(embedded_backend);
   return std::make_unique<EmbeddedUsageReader>(backend->view());
 }

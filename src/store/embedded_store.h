@@ -17,16 +17,14 @@
 
 #include "store/group_commit.h"
 
-namespace meterd::reports {
-class UsageReader;
-}
-
 namespace meterd::store {
+
+class UsageReader;  // store/usage_reader.h
 
 // Opens (creating, or migrating from the SQLite layout) the embedded store of `data_dir`.
 Result<std::unique_ptr<Backend>> OpenEmbeddedBackend(const std::string& data_dir);
 
 // The usage reader of a backend made by OpenEmbeddedBackend; valid while the backend lives.
-std::unique_ptr<reports::UsageReader> NewEmbeddedUsageReader(Backend* embedded_backend);
+std::unique_ptr<UsageReader> NewEmbeddedUsageReader(Backend* embedded_backend);
 
 }  // namespace meterd::store

@@ -8,9 +8,9 @@
 #include <mutex>
 #include <string>
 
-#include "reports/usage_reader.h"
 #include "store/ledger_codec.h"
 #include "store/store.h"
+#include "store/usage_reader.h"
 
 namespace meterd::store {
 namespace {
@@ -98,7 +98,7 @@ TEST_F(EmbeddedStoreTest, AGroupSeesItsOwnWritesAndAFailedGroupLeavesNothing) {
   EXPECT_TRUE(page->events.empty());
 
   // The ledger in (timestamp, seq) order; the failed group's seq was not used.
-  auto usage = opened_.reader->ListUsage(reports::UsageFilter{}, std::nullopt, 10);
+  auto usage = opened_.reader->ListUsage(UsageFilter{}, std::nullopt, 10);
   ASSERT_TRUE(usage.ok());
   ASSERT_EQ(usage->records.size(), 2u);
   EXPECT_EQ(usage->records[0].row.record_id, "record-3");
@@ -149,7 +149,7 @@ TEST_F(EmbeddedStoreTest, EverythingSurvivesAReopen) {
                             (*catalog)->change == "second");
                 return txn.InsertUsageIfAbsent(Row(9)).status();
               }).ok());
-  auto usage = opened_.reader->ListUsage(reports::UsageFilter{}, std::nullopt, 100);
+  auto usage = opened_.reader->ListUsage(UsageFilter{}, std::nullopt, 100);
   ASSERT_TRUE(usage.ok());
   ASSERT_EQ(usage->records.size(), 6u);
   EXPECT_EQ(usage->records[0].row.record_id, "record-9");
@@ -183,10 +183,10 @@ TEST_F(EmbeddedStoreTest, PagesWalkEveryRowOnceAndRollupsEqualTheLedger) {
     account_rows += i % 3 == 0 ? 1 : 0;
   }
   for (const std::string account : {"", "999988887777"}) {
-    reports::UsageFilter filter;
+    UsageFilter filter;
     filter.customer_account = account;
-    std::optional<reports::LedgerPosition> after;
-    std::vector<reports::LedgerRecord> all;
+    std::optional<LedgerPosition> after;
+    std::vector<LedgerRecord> all;
     while (true) {
       auto page = opened_.reader->ListUsage(filter, after, 4);
       ASSERT_TRUE(page.ok());
@@ -197,7 +197,7 @@ TEST_F(EmbeddedStoreTest, PagesWalkEveryRowOnceAndRollupsEqualTheLedger) {
     EXPECT_EQ(static_cast<int64_t>(all.size()), account.empty() ? 70 : account_rows);
     for (size_t i = 1; i < all.size(); ++i) EXPECT_LT(all[i - 1].position, all[i].position);
   }
-  reports::RollupQuery q;
+  RollupQuery q;
   q.granularity = Granularity::kDay;
   q.from_ms = PeriodStart(Granularity::kDay, kHour);
   q.to_ms = q.from_ms + 24 * 3'600'000;
@@ -283,10 +283,10 @@ TEST_F(EmbeddedStoreTest, OverlappingGroupsKeepTheRowCountExact) {
   EXPECT_EQ(*store()->CountUsageRows(), kUnits * 5);
   Open();
   EXPECT_EQ(*store()->CountUsageRows(), kUnits * 5);
-  std::optional<reports::LedgerPosition> after;
+  std::optional<LedgerPosition> after;
   int64_t listed = 0;
   while (true) {
-    auto page = opened_.reader->ListUsage(reports::UsageFilter{}, after, 500);
+    auto page = opened_.reader->ListUsage(UsageFilter{}, after, 500);
     ASSERT_TRUE(page.ok());
     listed += static_cast<int64_t>(page->records.size());
     if (!page->more) break;

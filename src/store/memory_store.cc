@@ -7,8 +7,8 @@
 #include <set>
 #include <utility>
 
-#include "reports/usage_reader.h"
 #include "store/rollup.h"
+#include "store/usage_reader.h"
 
 namespace meterd::store {
 
@@ -16,7 +16,7 @@ namespace {
 
 // Writes go to `pending_*` during a transaction and are merged on commit, so a rolled-back
 // group leaves no trace, as in a real database.
-class MemoryBackend final : public Backend, public Transaction, public reports::UsageReader {
+class MemoryBackend final : public Backend, public Transaction, public UsageReader {
  public:
   Status Begin() override {
     rollups_.Clear();
@@ -35,7 +35,7 @@ class MemoryBackend final : public Backend, public Transaction, public reports::
   Status Commit() override {
     std::lock_guard<std::mutex> lock(mu_);
     for (auto& [key, value] : pending_usage_) {
-      ledger_.emplace(reports::LedgerPosition{value.timestamp_ms, ++last_seq_}, value);
+      ledger_.emplace(LedgerPosition{value.timestamp_ms, ++last_seq_}, value);
       usage_.emplace(key, std::move(value));
     }
     for (const auto& [key, delta] : rollups_.deltas()) {
@@ -193,12 +193,11 @@ class MemoryBackend final : public Backend, public Transaction, public reports::
     return deleted;
   }
 
-  // --- reports::UsageReader over the committed state.
-  Result<reports::UsagePage> ListUsage(const reports::UsageFilter& filter,
-                                       const std::optional<reports::LedgerPosition>& after,
-                                       size_t limit) override {
+  // --- UsageReader over the committed state.
+  Result<UsagePage> ListUsage(const UsageFilter& filter, const std::optional<LedgerPosition>& after,
+                              size_t limit) override {
     std::lock_guard<std::mutex> lock(mu_);
-    reports::UsagePage page;
+    UsagePage page;
     auto it = after ? ledger_.upper_bound(*after) : ledger_.begin();
     for (; it != ledger_.end(); ++it) {
       if (!filter.Matches(it->second)) continue;
@@ -206,13 +205,13 @@ class MemoryBackend final : public Backend, public Transaction, public reports::
         page.more = true;
         break;
       }
-      page.records.push_back(reports::LedgerRecord{it->first, it->second});
+      page.records.push_back(LedgerRecord{it->first, it->second});
     }
     return page;
   }
-  Result<std::vector<reports::RollupRow>> ReadRollups(const reports::RollupQuery& q) override {
+  Result<std::vector<RollupRow>> ReadRollups(const RollupQuery& q) override {
     std::lock_guard<std::mutex> lock(mu_);
-    std::vector<reports::RollupRow> rows;
+    std::vector<RollupRow> rows;
     for (const auto& [key, total] : committed_rollups_) {
       if (key.granularity != q.granularity || key.period_ms < q.from_ms ||
           key.period_ms >= q.to_ms || key.tag_key != q.tag_key ||
@@ -221,7 +220,7 @@ class MemoryBackend final : public Backend, public Transaction, public reports::
           (!q.dimension.empty() && key.dimension != q.dimension)) {
         continue;
       }
-      rows.push_back(reports::RollupRow{key, total.quantity, total.records});
+      rows.push_back(RollupRow{key, total.quantity, total.records});
     }
     return rows;
   }
@@ -280,7 +279,7 @@ class MemoryBackend final : public Backend, public Transaction, public reports::
   std::unique_ptr<CatalogVersion> catalog_, pending_catalog_;
   std::map<std::string, UsageRow> usage_, pending_usage_;
   // --- Reports: the committed ledger in query order, and the rollups.
-  std::map<reports::LedgerPosition, UsageRow> ledger_;
+  std::map<LedgerPosition, UsageRow> ledger_;
   int64_t last_seq_ = 0;
   RollupAccumulator rollups_;  // this transaction's deltas
   std::map<RollupKey, RollupDelta> committed_rollups_;
@@ -297,7 +296,7 @@ class MemoryBackend final : public Backend, public Transaction, public reports::
 
 std::unique_ptr<Backend> NewMemoryBackend() { return std::make_unique<MemoryBackend>(); }
 
-reports::UsageReader* MemoryBackendReader(Backend* memory_backend) {
+UsageReader* MemoryBackendReader(Backend* memory_backend) {
   return static_cast<MemoryBackend*>(memory_backend);
 }
 

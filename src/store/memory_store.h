@@ -6,15 +6,13 @@
 
 #include "store/group_commit.h"
 
-namespace meterd::reports {
-class UsageReader;
-}
-
 namespace meterd::store {
 
+class UsageReader;  // store/usage_reader.h
+
 std::unique_ptr<Backend> NewMemoryBackend();
-// The reports::UsageReader of a backend made by NewMemoryBackend (the backend itself: valid as
+// The UsageReader of a backend made by NewMemoryBackend (the backend itself: valid as
 // long as it lives).
-reports::UsageReader* MemoryBackendReader(Backend* memory_backend);
+UsageReader* MemoryBackendReader(Backend* memory_backend);
 
 }  // namespace meterd::store

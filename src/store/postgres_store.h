@@ -25,7 +25,7 @@
 // A lost connection fails the group with kIoError (InternalServiceErrorException, retryable);
 // nothing is acknowledged before COMMIT returned ok; the next group reconnects. The writer
 // thread owns one connection; reads from other threads (CountUsageRows, the AuditReader, the
-// reports::UsageReader) share a small pool of their own (store/postgres_connection.h).
+// UsageReader) share a small pool of their own (store/postgres_connection.h).
 //
 // The schema is created and migrated by meterd (table schema_version); nodes starting at once
 // serialize on a row lock of that table, so each step is applied once.

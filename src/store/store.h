@@ -18,10 +18,6 @@
 
 #include "common/status.h"
 
-namespace meterd::reports {
-class UsageReader;
-}
-
 namespace meterd::store {
 
 // One row of the append-only ledger.
@@ -268,12 +264,14 @@ struct StoreOptions {
 // process).
 Result<std::unique_ptr<Store>> OpenStore(const std::string& url, const StoreOptions& options);
 
+class UsageReader;  // store/usage_reader.h
+
 // --- Usage reports: the store and the reader of its committed ledger and rollups
 // (reports/usage_reader.h). The reader may hold a pointer into the store: destroy it first
 // (members are destroyed in reverse order, so an OpenedStore does that itself).
 struct OpenedStore {
   std::unique_ptr<Store> store;
-  std::unique_ptr<reports::UsageReader> reader;
+  std::unique_ptr<UsageReader> reader;
   OpenedStore();
   OpenedStore(OpenedStore&&) noexcept;
   OpenedStore& operator=(OpenedStore&&) noexcept;

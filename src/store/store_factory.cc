@@ -1,32 +1,31 @@
 // The one place that picks a store backend (and the reader of its ledger that goes with it).
 #include <sys/stat.h>
 
-#include "reports/usage_reader.h"
 #include "store/embedded_store.h"
 #include "store/memory_store.h"
 #include "store/postgres_store.h"
 #include "store/sqlite_store.h"
 #include "store/store.h"
+#include "store/usage_reader.h"
 
 namespace meterd::store {
 
 namespace {
 
 // The memory backend's reader is the backend itself, owned by the store.
-class BorrowedReader final : public reports::UsageReader {
+class BorrowedReader final : public UsageReader {
  public:
-  explicit BorrowedReader(reports::UsageReader* target) : target_(target) {}
-  Result<reports::UsagePage> ListUsage(const reports::UsageFilter& filter,
-                                       const std::optional<reports::LedgerPosition>& after,
-                                       size_t limit) override {
+  explicit BorrowedReader(UsageReader* target) : target_(target) {}
+  Result<UsagePage> ListUsage(const UsageFilter& filter, const std::optional<LedgerPosition>& after,
+                              size_t limit) override {
     return target_->ListUsage(filter, after, limit);
   }
-  Result<std::vector<reports::RollupRow>> ReadRollups(const reports::RollupQuery& q) override {
+  Result<std::vector<RollupRow>> ReadRollups(const RollupQuery& q) override {
     return target_->ReadRollups(q);
   }
 
  private:
-  reports::UsageReader* target_;
+  UsageReader* target_;
 };
 
 }  // namespace
@@ -38,7 +37,7 @@ OpenedStore::~OpenedStore() = default;
 
 Result<OpenedStore> OpenStoreWithReader(const std::string& url, const StoreOptions& options) {
   std::unique_ptr<Backend> backend;
-  std::unique_ptr<reports::UsageReader> reader;
+  std::unique_ptr<UsageReader> reader;
   if (url.empty() || url == "embedded") {
     if (options.data_dir.empty()) return Status(StatusCode::kInvalidArgument, "--data is required");
     mkdir(options.data_dir.c_str(), 0700);
@@ -53,14 +52,14 @@ Result<OpenedStore> OpenStoreWithReader(const std::string& url, const StoreOptio
     if (!opened.ok()) return opened.status();
     backend = std::move(opened).value();
     // After the backend: it created or migrated the schema the reader reads.
-    auto opened_reader = reports::OpenSqliteUsageReader(options.data_dir);
+    auto opened_reader = OpenSqliteUsageReader(options.data_dir);
     if (!opened_reader.ok()) return opened_reader.status();
     reader = std::move(opened_reader).value();
   } else if (IsPostgresUrl(url)) {
     auto opened = OpenPostgresBackend(url);
     if (!opened.ok()) return opened.status();
     backend = std::move(opened).value();
-    reader = reports::NewPostgresUsageReader(PostgresBackendReadPool(backend.get()));
+    reader = NewPostgresUsageReader(PostgresBackendReadPool(backend.get()));
   } else if (url == "memory") {
     backend = NewMemoryBackend();
     reader = std::make_unique<BorrowedReader>(MemoryBackendReader(backend.get()));

@@ -23,7 +23,7 @@ namespace meterd::store {
 class PgReadPool;  // store/postgres_connection.h
 }
 
-namespace meterd::reports {
+namespace meterd::store {
 
 // Ledger filters; empty strings and absent times do not filter. Times are the records' usage
 // timestamps: from inclusive, to exclusive.
@@ -93,4 +93,4 @@ Result<std::unique_ptr<UsageReader>> OpenSqliteUsageReader(const std::string& da
 // the store has brought to the current schema.
 std::unique_ptr<UsageReader> NewPostgresUsageReader(std::shared_ptr<store::PgReadPool> pool);
 
-}  // namespace meterd::reports
+}  // namespace meterd::store

@@ -3,10 +3,10 @@
 // Each page is one statement: it sees one committed snapshot.
 #include <utility>
 
-#include "reports/usage_reader.h"
 #include "store/postgres_connection.h"
+#include "store/usage_reader.h"
 
-namespace meterd::reports {
+namespace meterd::store {
 
 namespace {
 
@@ -127,4 +127,4 @@ std::unique_ptr<UsageReader> NewPostgresUsageReader(std::shared_ptr<store::PgRea
   return std::make_unique<PostgresUsageReader>(std::move(pool));
 }
 
-}  // namespace meterd::reports
+}  // namespace meterd::store

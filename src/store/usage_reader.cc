@@ -1,6 +1,6 @@
-#include "reports/usage_reader.h"
+#include "store/usage_reader.h"
 
-namespace meterd::reports {
+namespace meterd::store {
 
 bool UsageFilter::Matches(const store::UsageRow& row) const {
   auto same = [](const std::string& wanted, const std::string& value) {
@@ -13,4 +13,4 @@ bool UsageFilter::Matches(const store::UsageRow& row) const {
          (!from_ms || row.timestamp_ms >= *from_ms) && (!to_ms || row.timestamp_ms < *to_ms);
 }
 
-}  // namespace meterd::reports
+}  // namespace meterd::store

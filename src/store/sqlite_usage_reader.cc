@@ -6,9 +6,9 @@
 #include <mutex>
 #include <vector>
 
-#include "reports/usage_reader.h"
+#include "store/usage_reader.h"
 
-namespace meterd::reports {
+namespace meterd::store {
 
 namespace {
 
@@ -239,4 +239,4 @@ Result<std::unique_ptr<UsageReader>> OpenSqliteUsageReader(const std::string& da
   return std::unique_ptr<UsageReader>(std::move(reader));
 }
 
-}  // namespace meterd::reports
+}  // namespace meterd::store

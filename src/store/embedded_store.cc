@@ -81,6 +81,7 @@ class EmbeddedAuditReader final : public AuditReader {
     if (!state.ok()) return state.status();
     rocksdb::ReadOptions ro;
     ro.snapshot = state->snapshot.get();
+    ro.fill_cache = false;  // a lookup scans; the cache is the writer's
     const ledger::LedgerDb& db = *state->db;
     std::unique_ptr<rocksdb::Iterator> it(db.db()->NewIterator(ro, db.family(ledger::kAudit)));
     std::string upper;
@@ -619,6 +620,8 @@ class EmbeddedUsageReader final : public UsageReader {
     if (!state.ok()) return state.status();
     rocksdb::ReadOptions ro;
     ro.snapshot = state->snapshot.get();
+    // A report or an export scans: its blocks would only push the writer's out of the cache.
+    ro.fill_cache = false;
     return List(*state->db, ro, filter, after, limit);
   }
 

@@ -117,10 +117,12 @@ Result<std::unique_ptr<LedgerDb>> LedgerDb::Open(const std::string& path, OpenMo
   options.wal_recovery_mode = rocksdb::WALRecoveryMode::kPointInTimeRecovery;
   options.max_total_wal_size = size_t{256} << 20;
   options.keep_log_file_num = 4;
+  options.max_log_file_size = size_t{8} << 20;  // RocksDB's own info LOG, rolled at 8 MiB
   options.max_manifest_file_size = size_t{64} << 20;
   if (mode == OpenMode::kSecondary) options.max_open_files = -1;
 
   std::vector<rocksdb::ColumnFamilyDescriptor> descriptors;
+  descriptors.reserve(kFamilyCount);
   for (int f = 0; f < kFamilyCount; ++f) {
     descriptors.emplace_back(FamilyNames()[f], FamilyOptions(shared, static_cast<Family>(f)));
   }

@@ -445,8 +445,17 @@ class SecretsTest(ServerTestCase):
 
         def mode(path):
             return stat.S_IMODE(os.stat(path).st_mode)
-        # The SQLite store's files; a PostgreSQL store keeps the ledger in its database.
-        store_files = [] if POSTGRESQL else ["meterd.db", "meterd.db-wal", "meterd.db-shm"]
+        # The embedded store's files (every file of DATA/ledger/) or the SQLite store's; a
+        # PostgreSQL store keeps the ledger in its database.
+        ledger_dir = os.path.join(data, "ledger")
+        if POSTGRESQL:
+            store_files = []
+        elif os.path.isdir(ledger_dir):
+            self.assertEqual(mode(ledger_dir), 0o700, "DATA/ledger has mode %o" % mode(ledger_dir))
+            store_files = [os.path.join("ledger", n) for n in sorted(os.listdir(ledger_dir))]
+            self.assertTrue(any(n.endswith(".log") for n in store_files), store_files)  # the WAL
+        else:
+            store_files = ["meterd.db", "meterd.db-wal", "meterd.db-shm"]
         files = [os.path.join(data, n) for n in store_files + ["admin-token"]]
         keys_dir = os.path.join(data, "keys")
         files += [os.path.join(keys_dir, n) for n in sorted(os.listdir(keys_dir))]

@@ -50,7 +50,7 @@ def ledger_rows(data_dir):
     """All usage_records rows as dicts (by hour, then MeteringRecordId), read-only."""
     sql = ("SELECT source, dimension, quantity, usage_hour_ms, product_code, workload_id, region "
            "FROM usage_records ORDER BY usage_hour_ms, record_id")
-    if POSTGRESQL:
+    if POSTGRESQL or os.path.isdir(os.path.join(data_dir, "ledger")):
         rows = query_store(data_dir, sql)  # the server created the schema when it first started
     else:
         path = os.path.join(data_dir, "meterd.db")

@@ -5,8 +5,9 @@
 // once it accepts connections. Servers are stopped by PID (SIGTERM, then SIGKILL after 10 s).
 // Only loopback traffic is ever sent.
 //
-// The store backend, as in the Python harness: $METERD_STORE_BACKEND `sqlite` (default, nothing
-// added to meterd's command line) or `postgresql`: every server then gets `--store URL`, a database
+// The store backend, as in the Python harness: $METERD_STORE_BACKEND `embedded` (default, nothing
+// added to meterd's command line), `sqlite` (`--store sqlite`) or `postgresql`: every server then
+// gets `--store URL`, a database
 // created on the PostgreSQL server of $METERD_PG_URL (run the tests under
 // `python3 tests/lib/pg_server.py exec -- node --test tests/js/`, which starts one and sets both).
 // A data dir keeps its database across restarts; a new data dir gets a new, empty one.
@@ -54,9 +55,9 @@ export const TOKEN_CA = 'demo-registration-token-globex-acmesaasca1';
 export const TOKEN_OTHER_SELLER = 'registration-token-other-seller-othersaas01';
 export const TOKEN_ISSUED_2020 = 'registration-token-issued-2020-acmesaas01';
 
-export const STORE_BACKEND = process.env.METERD_STORE_BACKEND || 'sqlite';
-if (!['sqlite', 'postgresql'].includes(STORE_BACKEND)) {
-  throw new Error(`METERD_STORE_BACKEND=${STORE_BACKEND}: want sqlite or postgresql`);
+export const STORE_BACKEND = process.env.METERD_STORE_BACKEND || 'embedded';
+if (!['embedded', 'sqlite', 'postgresql'].includes(STORE_BACKEND)) {
+  throw new Error(`METERD_STORE_BACKEND=${STORE_BACKEND}: want embedded, sqlite or postgresql`);
 }
 const storeUrls = new Map(); // realpath(data dir) -> database URL
 let databases = 0;
@@ -133,8 +134,9 @@ export class Meterd {
     }
     this.logPath = path.join(this.dataDir, 'meterd.stderr.log');
     const logFd = openSync(this.logPath, 'a');
-    const store = STORE_BACKEND === 'postgresql' && !this.extraArgs.includes('--store')
-      ? ['--store', storeUrl(this.dataDir)] : [];
+    const ownStore = this.extraArgs.includes('--store');
+    const store = ownStore || STORE_BACKEND === 'embedded' ? []
+      : STORE_BACKEND === 'sqlite' ? ['--store', 'sqlite'] : ['--store', storeUrl(this.dataDir)];
     const args = ['serve', '--listen', '127.0.0.1:0', '--data', this.dataDir,
       '--catalog', this.catalog, '--admin-listen', '127.0.0.1:0', ...store, ...this.extraArgs];
     const proc = spawn(METERD, args, { stdio: ['ignore', 'pipe', logFd] });

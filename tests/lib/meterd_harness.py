@@ -10,8 +10,9 @@ ASAN_OPTIONS, UBSAN_OPTIONS and TSAN_OPTIONS from the environment, and stop() ra
 SanitizerReport when the server's stderr (DATA/meterd.stderr.log) holds a sanitizer report;
 meterctl() does the same for meterctl's stderr.
 
-The store backend: $METERD_STORE_BACKEND, `sqlite` (default: meterd's own default, nothing is
-added to its command line) or `postgresql`: then every server is started with
+The store backend: $METERD_STORE_BACKEND, `embedded` (default: meterd's own default, nothing is
+added to its command line), `sqlite` (every server gets `--store sqlite`, the earlier embedded
+engine) or `postgresql`: then every server is started with
 `--store postgresql://...`, a database of this process's PostgreSQL server (tests/lib/pg_server.py:
 $METERD_PG_URL, else one started on first use). The data dir stays the identity of a store: the
 first server on a data dir gets a new empty database (CREATE DATABASE), every later server on the
@@ -74,8 +75,8 @@ OTHER_PRODUCT_LICENSE = "arn:aws:license-manager::294406891311:license:l-2222222
 
 
 # --- the store backend ------------------------------------------------------------------------
-STORE_BACKENDS = ("sqlite", "postgresql")
-STORE_BACKEND = os.environ.get("METERD_STORE_BACKEND", "sqlite") or "sqlite"
+STORE_BACKENDS = ("embedded", "sqlite", "postgresql")
+STORE_BACKEND = os.environ.get("METERD_STORE_BACKEND", "embedded") or "embedded"
 if STORE_BACKEND not in STORE_BACKENDS:
     raise RuntimeError("METERD_STORE_BACKEND=%r: want one of %s" % (STORE_BACKEND, STORE_BACKENDS))
 POSTGRESQL = STORE_BACKEND == "postgresql"
@@ -219,8 +220,10 @@ class Meterd:
     def store_args(self):
         """The --store this server gets from the backend (none on SQLite or when the test
         passes its own)."""
-        if not POSTGRESQL or "--store" in self.extra_args:
+        if "--store" in self.extra_args or STORE_BACKEND == "embedded":
             return []
+        if STORE_BACKEND == "sqlite":
+            return ["--store", "sqlite"]
         return ["--store", store_url(self.data_dir)]
 
     def query(self, sql, params=()):

@@ -551,7 +551,7 @@ print("- date: %s" % datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%
 print("- machine: %d cores (nproc), %s, Linux %s" % (len(os.sched_getaffinity(0)), cpu,
                                                      platform.release()))
 print("- load: meterd-bench, %s connections, %s s per run, %s-record BatchMeterUsage requests; "
-      "medians of %s runs; loopback; meterd durable (SQLite, synchronous=FULL), throttling off"
+      "medians of %s runs; loopback; meterd durable (the embedded store: every answer after the WAL fsync of its group), throttling off"
       % (connections, duration, per_request, runs))
 print()
 print("| measurement | median | runs |")

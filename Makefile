@@ -18,8 +18,9 @@ ASAN_ENV := ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_sta
 TSAN_ENV := TSAN_OPTIONS=halt_on_error=0:second_deadlock_stack=1
 # The unit tests with threads: the group-commit writer under the service (ServiceTest, store
 # failures, admin handler), signing-key stores, throttling, fault injection and its delay queue,
-# the SigV4 key cache, catalog publication, and the HTTP server (RequestReaderTest).
-TSAN_UNIT_FILTER := Stores/ServiceTest.*:ServiceStoreFailureTest.*:AdminHandlerTest.*:MemoryStoreTest.*:FileStoreTest.*:ThrottlerTest.*:FaultInjectorTest.*:DelayQueueTest.*:SigV4Cache.*:CatalogHolderTest.*:RequestReaderTest.*:WalCheckpointerTest.*
+# the SigV4 key cache, catalog publication, the HTTP server (RequestReaderTest), the embedded
+# store's writer, syncer and readers, group-commit seals and the API handler's held answers.
+TSAN_UNIT_FILTER := Stores/ServiceTest.*:ServiceStoreFailureTest.*:AdminHandlerTest.*:MemoryStoreTest.*:FileStoreTest.*:ThrottlerTest.*:FaultInjectorTest.*:DelayQueueTest.*:SigV4Cache.*:CatalogHolderTest.*:RequestReaderTest.*:WalCheckpointerTest.*:EmbeddedStoreTest.*:SealTest.*:ApiHandlerAuditTest.*
 
 all: build
 

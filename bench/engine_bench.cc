@@ -59,6 +59,7 @@
 #include "store/ledger_codec.h"
 #include "store/ledger_db.h"
 #include "store/rollup.h"
+#include "store/sqlite_schema.h"
 #include "store/store.h"
 #include "store/wal_checkpointer.h"
 
@@ -397,112 +398,6 @@ class Engine {
   virtual Status Settle() = 0;
 };
 
-// Today's schema, copied from src/store/sqlite_store.cc (kSchema and kAuditSchema).
-constexpr const char* kTodaySchema =
-    R"SQL(
-CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL);
-CREATE TABLE IF NOT EXISTS usage_records (
-  seq INTEGER PRIMARY KEY,
-  record_id TEXT NOT NULL UNIQUE,
-  dedup_key TEXT NOT NULL UNIQUE,
-  source TEXT NOT NULL,
-  region TEXT NOT NULL,
-  product_code TEXT NOT NULL,
-  seller_account TEXT NOT NULL,
-  customer_identifier TEXT NOT NULL,
-  customer_account TEXT NOT NULL,
-  license_arn TEXT NOT NULL,
-  workload_id TEXT NOT NULL,
-  dimension TEXT NOT NULL,
-  usage_hour_ms INTEGER NOT NULL,
-  timestamp_ms INTEGER NOT NULL,
-  quantity INTEGER NOT NULL,
-  allocations TEXT NOT NULL,
-  request_id TEXT NOT NULL,
-  received_ms INTEGER NOT NULL
-);
-CREATE TRIGGER IF NOT EXISTS usage_records_no_update BEFORE UPDATE ON usage_records
-  BEGIN SELECT RAISE(ABORT, 'the ledger is append-only'); END;
-CREATE TRIGGER IF NOT EXISTS usage_records_no_delete BEFORE DELETE ON usage_records
-  BEGIN SELECT RAISE(ABORT, 'the ledger is append-only'); END;
-CREATE TABLE IF NOT EXISTS client_tokens (
-  caller TEXT NOT NULL,
-  token TEXT NOT NULL,
-  fingerprint TEXT NOT NULL,
-  record_id TEXT NOT NULL,
-  created_ms INTEGER NOT NULL,
-  PRIMARY KEY (caller, token)
-);
-CREATE TABLE IF NOT EXISTS metered_runs (
-  workload_id TEXT NOT NULL,
-  product_code TEXT NOT NULL,
-  started_ms INTEGER NOT NULL,
-  stopped_ms INTEGER,
-  PRIMARY KEY (workload_id, product_code)
-);
-CREATE TABLE IF NOT EXISTS registration_tokens (
-  token TEXT NOT NULL PRIMARY KEY,
-  seller_account TEXT NOT NULL,
-  product_code TEXT NOT NULL,
-  customer_account TEXT NOT NULL,
-  license_arn TEXT NOT NULL,
-  issued_ms INTEGER NOT NULL
-);
-CREATE TABLE IF NOT EXISTS catalog_versions (
-  version INTEGER PRIMARY KEY,
-  document TEXT NOT NULL,
-  changed_ms INTEGER NOT NULL,
-  change TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS workload_entitlements (
-  workload_id TEXT NOT NULL,
-  product_code TEXT NOT NULL,
-  first_call_ms INTEGER NOT NULL,
-  PRIMARY KEY (workload_id, product_code)
-);
-)SQL"
-    R"SQL(
-CREATE TABLE IF NOT EXISTS usage_rollups (
-  granularity INTEGER NOT NULL,
-  period_ms INTEGER NOT NULL,
-  product_code TEXT NOT NULL,
-  customer_account TEXT NOT NULL,
-  dimension TEXT NOT NULL,
-  unit TEXT NOT NULL,
-  tag_key TEXT NOT NULL,
-  tag_value TEXT NOT NULL,
-  quantity INTEGER NOT NULL,
-  records INTEGER NOT NULL,
-  PRIMARY KEY (granularity, period_ms, product_code, customer_account, dimension, unit, tag_key,
-               tag_value)
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS usage_records_by_time ON usage_records (timestamp_ms);
-CREATE INDEX IF NOT EXISTS usage_records_by_account ON usage_records (customer_account,
-                                                                      timestamp_ms);
-)SQL"
-    R"SQL(
-CREATE TABLE IF NOT EXISTS audit_events (
-  event_id TEXT NOT NULL PRIMARY KEY,
-  event_time_ms BIGINT NOT NULL,
-  event_source TEXT NOT NULL,
-  event_name TEXT NOT NULL,
-  account_id TEXT NOT NULL,
-  access_key_id TEXT NOT NULL,
-  error_code TEXT NOT NULL,
-  event TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS audit_events_by_time ON audit_events (event_time_ms, event_id);
-CREATE INDEX IF NOT EXISTS audit_events_by_name
-  ON audit_events (event_name, event_time_ms, event_id);
-CREATE INDEX IF NOT EXISTS audit_events_by_account
-  ON audit_events (account_id, event_time_ms, event_id);
-CREATE INDEX IF NOT EXISTS audit_events_by_access_key
-  ON audit_events (access_key_id, event_time_ms, event_id);
-CREATE INDEX IF NOT EXISTS audit_events_by_error
-  ON audit_events (error_code, event_time_ms, event_id);
-INSERT INTO schema_version (version) VALUES (2);
-)SQL";
-
 // The locality layout: what is written together sorts together. The ledger is a rowid table
 // appended in seq order (no record_id index; ids are time-ordered anyway), the unique dedup
 // decision lives in a small WITHOUT ROWID table whose key starts with the usage hour (so the
@@ -606,14 +501,8 @@ constexpr const char* kInsertAuditLocality = R"SQL(
       INSERT INTO audit_events (event_id, event_time_ms, event_source, event_name, account_id,
         access_key_id, error_code, event) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
       ON CONFLICT (event_time_ms, event_id) DO NOTHING)SQL";
-constexpr const char* kUpsertRollup = R"SQL(
-INSERT INTO usage_rollups (granularity, period_ms, product_code, customer_account, dimension,
-  unit, tag_key, tag_value, quantity, records)
-VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
-ON CONFLICT (granularity, period_ms, product_code, customer_account, dimension, unit, tag_key,
-  tag_value)
-DO UPDATE SET quantity = usage_rollups.quantity + excluded.quantity,
-  records = usage_rollups.records + excluded.records)SQL";
+// The rollup upsert is the SQLite store's own (store/sqlite_schema.h).
+constexpr const char* kUpsertRollup = meterd::store::kSqliteUpsertRollup;
 
 class SqliteEngine final : public Engine {
  public:
@@ -642,7 +531,13 @@ class SqliteEngine final : public Engine {
       METERD_RETURN_IF_ERROR(Exec(pragma));
     }
     METERD_RETURN_IF_ERROR(Exec("BEGIN IMMEDIATE"));
-    METERD_RETURN_IF_ERROR(Exec(locality_ ? kLocalitySchema : kTodaySchema));
+    if (locality_) {
+      METERD_RETURN_IF_ERROR(Exec(kLocalitySchema));
+    } else {
+      // Today's schema is the SQLite store's own DDL (store/sqlite_schema.h).
+      METERD_RETURN_IF_ERROR(Exec(meterd::store::kSqliteSchema));
+      METERD_RETURN_IF_ERROR(Exec(meterd::store::kSqliteAuditSchema));
+    }
     METERD_RETURN_IF_ERROR(Exec("COMMIT"));
     // Checkpoints off the commits, as the store runs them.
     auto checkpointer = meterd::store::WalCheckpointer::Start(path, db_);

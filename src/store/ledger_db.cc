@@ -1,8 +1,10 @@
 #include "store/ledger_db.h"
 
 #include <rocksdb/cache.h>
+#include <rocksdb/env.h>
 #include <rocksdb/filter_policy.h>
 #include <rocksdb/merge_operator.h>
+#include <rocksdb/rate_limiter.h>
 #include <rocksdb/table.h>
 #include <rocksdb/write_buffer_manager.h>
 
@@ -79,7 +81,14 @@ rocksdb::ColumnFamilyOptions FamilyOptions(const SharedResources& shared, Family
 }
 
 const SharedResources& Shared() {
-  static const SharedResources* shared = new SharedResources();
+  static const SharedResources* shared = [] {
+    // Flushes and compactions run niced: on two cores they would otherwise take the CPU from
+    // the event loops and the writer, and every request waiting behind them shows in the tail.
+    rocksdb::Env* env = rocksdb::Env::Default();
+    (void)env->LowerThreadPoolCPUPriority(rocksdb::Env::Priority::LOW, rocksdb::CpuPriority::kLow);
+    (void)env->LowerThreadPoolCPUPriority(rocksdb::Env::Priority::HIGH, rocksdb::CpuPriority::kLow);
+    return new SharedResources();
+  }();
   return *shared;
 }
 
@@ -111,6 +120,12 @@ Result<std::unique_ptr<LedgerDb>> LedgerDb::Open(const std::string& path, OpenMo
   // Two cores: flushes and compactions share one background thread pool of two.
   options.max_background_jobs = 2;
   options.bytes_per_sync = size_t{1} << 20;
+  // Flushes and compactions write in bursts of hundreds of MB; unpaced, they fill the disk's
+  // queue and a group's WAL fsync waits behind them for seconds. An auto-tuned limiter keeps
+  // their writes paced (it raises the rate when they fall behind).
+  options.rate_limiter.reset(rocksdb::NewGenericRateLimiter(int64_t{256} << 20, 100 * 1000, 10,
+                                                            rocksdb::RateLimiter::Mode::kWritesOnly,
+                                                            /*auto_tuned=*/true));
   options.wal_bytes_per_sync = 0;  // the group commit syncs the WAL itself
   // A torn last WAL record (a crash mid-write, before its group was answered) is dropped on
   // recovery; every record before it is kept.

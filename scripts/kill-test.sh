@@ -6,14 +6,15 @@
 # while meterd (throttle off) is SIGKILLed at seeded random moments and restarted on the same
 # store. At the end: every acknowledged record is in the ledger exactly once with its acknowledged
 # MeteringRecordId, nothing unsent is there, every retry got the idempotent answer, and the store's
-# integrity check says ok (also checked after every kill): SQLite (--store sqlite, the default):
-# PRAGMA integrity_check on a copy of the db; PostgreSQL (--backend postgresql: a throwaway
+# integrity check says ok (also checked after every kill): the embedded store (the default):
+# `meterd dump --verify` (RocksDB checksums, the ledger's counters and index entries against its
+# rows); every answered call's audit event is there too; PostgreSQL (--backend postgresql: a throwaway
 # PostgreSQL server that keeps running while meterd is killed, tests/lib/pg_server.py): amcheck.
 # Prints one summary line and exits non-zero on any violation (the data dir is then kept):
 #   kills=100 units=... records_acknowledged=... lost=0 duplicated=0 unexpected=0 retries=...
 #   integrity=ok seed=... unknown_outcomes=... idempotent_hits=... replays=... rows=... ...
 #
-# Usage: scripts/kill-test.sh [--backend sqlite|postgresql] [--kills N] [--clients C] [--seed S] [--min-delay SEC]
+# Usage: scripts/kill-test.sh [--backend embedded|postgresql] [--kills N] [--clients C] [--seed S] [--min-delay SEC]
 #                             [--max-delay SEC] [--tail-units N] [--replay-fraction F]
 #                             [--batch-fraction F] [--max-units N] [--deadline SEC]
 #                             [--no-check-each-kill] [--data-dir DIR] [--keep-data]
@@ -31,7 +32,7 @@ export METERD_BIN=${METERD_BIN:-build/bin/meterd}
 args=()
 while [ $# -gt 0 ]; do
   case "$1" in
-    --backend) export METERD_STORE_BACKEND="${2:?--backend needs sqlite or postgresql}"; shift 2 ;;
+    --backend) export METERD_STORE_BACKEND="${2:?--backend needs embedded or postgresql}"; shift 2 ;;
     --backend=*) export METERD_STORE_BACKEND="${1#--backend=}"; shift ;;
     *) args+=("$1"); shift ;;
   esac

@@ -123,7 +123,7 @@ Result<std::unique_ptr<LedgerDb>> LedgerDb::Open(const std::string& path, OpenMo
   // Flushes and compactions write in bursts of hundreds of MB; unpaced, they fill the disk's
   // queue and a group's WAL fsync waits behind them for seconds. An auto-tuned limiter keeps
   // their writes paced (it raises the rate when they fall behind).
-  options.rate_limiter.reset(rocksdb::NewGenericRateLimiter(int64_t{256} << 20, 100 * 1000, 10,
+  options.rate_limiter.reset(rocksdb::NewGenericRateLimiter(int64_t{256} << 20, int64_t{100000}, 10,
                                                             rocksdb::RateLimiter::Mode::kWritesOnly,
                                                             /*auto_tuned=*/true));
   options.wal_bytes_per_sync = 0;  // the group commit syncs the WAL itself

@@ -11,6 +11,7 @@
 #include <random>
 #include <set>
 
+#include "common/temp_dir.h"
 #include "common/time_util.h"
 #include "reports/report.h"
 #include "store/postgres_test_server.h"
@@ -21,20 +22,6 @@ namespace {
 
 using store::Granularity;
 using store::UsageRow;
-
-class TempDir {
- public:
-  TempDir() {
-    const char* base = std::getenv("TEST_TMPDIR");
-    std::string templ = std::string(base != nullptr ? base : "/tmp") + "/reports_test.XXXXXX";
-    path_ = mkdtemp(templ.data());
-  }
-  ~TempDir() { std::filesystem::remove_all(path_); }
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
 
 const int64_t kStart = *ParseIso8601("2026-10-30T00:00:00Z");
 
@@ -147,7 +134,7 @@ std::map<store::RollupKey, std::pair<int64_t, int64_t>> Actual(UsageReader* read
 class ReportsStoreTest : public ::testing::TestWithParam<std::string> {};
 
 TEST_P(ReportsStoreTest, RollupsEqualTheSumsOfTheLedger) {
-  TempDir dir;
+  TempDir dir("reports_test");
   store::StoreOptions options;
   options.data_dir = dir.path();
   std::string why;
@@ -196,7 +183,7 @@ INSTANTIATE_TEST_SUITE_P(Backends, ReportsStoreTest,
                          ::testing::Values("embedded", "sqlite", "memory", "postgresql"));
 
 TEST(ReportsMigrationTest, AnUpgradeFromSchemaOneBackfillsTheRollups) {
-  TempDir dir;
+  TempDir dir("reports_test");
   store::StoreOptions options;
   options.data_dir = dir.path();
   std::vector<UsageRow> kept;

@@ -289,11 +289,13 @@ class EmbeddedBackend final : public Backend, public Transaction {
 
   // Transaction
   Result<std::optional<ExistingUsage>> InsertUsageIfAbsent(const UsageRow& r) override {
-    auto existing = FindUsage(r.dedup_key);
+    // The digest once per record: the look-up's key is the new entry's key.
+    std::string digest = ledger::DedupKey(r.dedup_key);
+    auto existing = FindUsage(r.dedup_key, digest);
     if (!existing.ok() || existing->has_value()) return existing;
     const int64_t seq = pending_seq_++;
     ++pending_rows_;
-    for (ledger::Entry& e : ledger::NewUsageEntries(r, seq)) {
+    for (ledger::Entry& e : ledger::NewUsageEntries(r, seq, std::move(digest))) {
       // Only the dedup entry is read back inside a group (an identical record in a later unit).
       if (e.family == ledger::kDedup) {
         METERD_RETURN_IF_ERROR(Put(e.family, std::move(e.key), e.value));
@@ -306,8 +308,14 @@ class EmbeddedBackend final : public Backend, public Transaction {
   }
 
   Result<std::optional<ExistingUsage>> FindUsage(const std::string& dedup_key) override {
+    return FindUsage(dedup_key, ledger::DedupKey(dedup_key));
+  }
+
+  // `digest` is DedupKey(dedup_key).
+  Result<std::optional<ExistingUsage>> FindUsage(const std::string& dedup_key,
+                                                 const std::string& digest) {
     std::string value;
-    auto found = Get(ledger::kDedup, ledger::DedupKey(dedup_key), &value);
+    auto found = Get(ledger::kDedup, digest, &value);
     if (!found.ok()) return found.status();
     if (!*found) return std::optional<ExistingUsage>();
     ledger::DedupEntry entry;

@@ -111,17 +111,17 @@ std::string DedupKey(std::string_view dedup_key) {
   return std::string(reinterpret_cast<const char*>(digest), 16);
 }
 
-std::vector<Entry> NewUsageEntries(const UsageRow& row, int64_t seq) {
-  std::vector<Entry> entries;
-  entries.reserve(4);
-  entries.push_back({kUsage, UsageKey(seq), EncodeUsageRow(row)});
-  entries.push_back({kUsageByTime, UsageByTimeKey(row.timestamp_ms, seq), ""});
-  entries.push_back(
-      {kUsageByAccount, UsageByAccountKey(row.customer_account, row.timestamp_ms, seq), ""});
-  entries.push_back(
-      {kDedup, DedupKey(row.dedup_key),
-       EncodeDedupEntry({row.dedup_key, row.record_id, row.quantity, row.timestamp_ms, seq})});
-  return entries;
+std::array<Entry, 4> NewUsageEntries(const UsageRow& row, int64_t seq, std::string dedup_digest) {
+  return {
+      Entry{kUsage, UsageKey(seq), EncodeUsageRow(row)},
+      Entry{kUsageByTime, UsageByTimeKey(row.timestamp_ms, seq), ""},
+      Entry{kUsageByAccount, UsageByAccountKey(row.customer_account, row.timestamp_ms, seq), ""},
+      Entry{kDedup, std::move(dedup_digest),
+            EncodeDedupEntry({row.dedup_key, row.record_id, row.quantity, row.timestamp_ms, seq})}};
+}
+
+std::array<Entry, 4> NewUsageEntries(const UsageRow& row, int64_t seq) {
+  return NewUsageEntries(row, seq, DedupKey(row.dedup_key));
 }
 
 std::string EncodeUsageRow(const UsageRow& row) {

@@ -13,6 +13,7 @@
 // Pure functions; thread-safe.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -111,7 +112,10 @@ struct Entry {
   std::string key;
   std::string value;
 };
-std::vector<Entry> NewUsageEntries(const UsageRow& row, int64_t seq);
+// Fixed size: no container allocation per record on the writer thread. `dedup_digest` is
+// DedupKey(row.dedup_key), for a caller that has computed it already (the dedup check).
+std::array<Entry, 4> NewUsageEntries(const UsageRow& row, int64_t seq, std::string dedup_digest);
+std::array<Entry, 4> NewUsageEntries(const UsageRow& row, int64_t seq);
 
 // --- small tables -----------------------------------------------------------------------------
 std::string PairKey(std::string_view first, std::string_view second);

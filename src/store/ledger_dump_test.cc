@@ -14,6 +14,7 @@
 #include <thread>
 #include <vector>
 
+#include "common/temp_dir.h"
 #include "store/ledger_codec.h"
 #include "store/ledger_db.h"
 #include "store/sqlite_schema.h"
@@ -23,20 +24,6 @@ namespace {
 
 namespace fs = std::filesystem;
 using ledger::LedgerDb;
-
-class TempDir {
- public:
-  TempDir() {
-    const char* base = std::getenv("TEST_TMPDIR");
-    std::string templ = std::string(base != nullptr ? base : "/tmp") + "/dump_test.XXXXXX";
-    path_ = mkdtemp(templ.data());
-  }
-  ~TempDir() { fs::remove_all(path_); }
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
 
 // The rows of one SELECT, each as its columns joined with '|' (NULL as "NULL").
 std::vector<std::string> Query(const std::string& path, const std::string& sql) {
@@ -130,7 +117,7 @@ void Fill(LedgerDb* db, int64_t meta_rows) {
 }
 
 TEST(LedgerDumpTest, EveryRowComesOutInTheSqliteLayoutWhileTheLedgerIsOpen) {
-  TempDir dir;
+  TempDir dir("dump_test");
   auto opened = LedgerDb::Open(ledger::LedgerPath(dir.path()), ledger::OpenMode::kReadWrite);
   ASSERT_TRUE(opened.ok()) << opened.status().ToString();
   std::unique_ptr<LedgerDb> db = std::move(opened).value();
@@ -215,7 +202,7 @@ TEST(LedgerDumpTest, EveryRowComesOutInTheSqliteLayoutWhileTheLedgerIsOpen) {
 }
 
 TEST(LedgerDumpTest, VerifyReportsBookkeepingThatDisagreesWithTheRows) {
-  TempDir dir;
+  TempDir dir("dump_test");
   {
     auto db = LedgerDb::Open(ledger::LedgerPath(dir.path()), ledger::OpenMode::kReadWrite);
     ASSERT_TRUE(db.ok()) << db.status().ToString();
@@ -228,7 +215,7 @@ TEST(LedgerDumpTest, VerifyReportsBookkeepingThatDisagreesWithTheRows) {
 }
 
 TEST(LedgerDumpTest, NoLedgerIsNotFound) {
-  TempDir dir;
+  TempDir dir("dump_test");
   std::string report;
   Status st = DumpLedgerToSqlite(dir.path(), dir.path() + "/dump.db", true, &report);
   EXPECT_EQ(st.code(), StatusCode::kNotFound) << st.ToString();
@@ -238,7 +225,7 @@ TEST(LedgerDumpTest, NoLedgerIsNotFound) {
 // A dump taken while the primary keeps committing (and flushing) is one consistent state: every
 // group's rows with the counters of that group.
 TEST(LedgerDumpTest, ADumpWhileThePrimaryWritesIsConsistent) {
-  TempDir dir;
+  TempDir dir("dump_test");
   auto opened = LedgerDb::Open(ledger::LedgerPath(dir.path()), ledger::OpenMode::kReadWrite);
   ASSERT_TRUE(opened.ok()) << opened.status().ToString();
   std::unique_ptr<LedgerDb> db = std::move(opened).value();

@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "common/temp_dir.h"
 #include "common/time_util.h"
 #include "store/ledger_codec.h"
 #include "store/ledger_db.h"
@@ -24,20 +25,6 @@ namespace {
 
 namespace fs = std::filesystem;
 using ledger::LedgerDb;
-
-class TempDir {
- public:
-  TempDir() {
-    const char* base = std::getenv("TEST_TMPDIR");
-    std::string templ = std::string(base != nullptr ? base : "/tmp") + "/migration_test.XXXXXX";
-    path_ = mkdtemp(templ.data());
-  }
-  ~TempDir() { fs::remove_all(path_); }
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
 
 const int64_t kStart = *ParseIso8601("2026-10-31T20:00:00Z");  // rows cross a month boundary
 
@@ -324,7 +311,7 @@ std::unique_ptr<LedgerDb> OpenLedger(const std::string& data_dir) {
 }
 
 TEST(SqliteMigrationTest, EveryTableMovesRowForRowWithItsSeqAndTheRollupTotals) {
-  TempDir dir;
+  TempDir dir("migration_test");
   constexpr int kRows = 5000;  // more than one WriteBatch
   FillSqlite(dir.path(), kRows);
   const std::string db_path = dir.path() + "/meterd.db";
@@ -405,7 +392,7 @@ TEST(SqliteMigrationTest, EveryTableMovesRowForRowWithItsSeqAndTheRollupTotals) 
 }
 
 TEST(SqliteMigrationTest, NothingToDoWithoutASqliteFile) {
-  TempDir dir;
+  TempDir dir("migration_test");
   std::string summary = "x";
   ASSERT_TRUE(MigrateSqliteLayoutIfPresent(dir.path(), &summary).ok());
   EXPECT_EQ(summary, "");
@@ -413,7 +400,7 @@ TEST(SqliteMigrationTest, NothingToDoWithoutASqliteFile) {
 }
 
 TEST(SqliteMigrationTest, AnEmptyStoreMigratesWithNextSeqOne) {
-  TempDir dir;
+  TempDir dir("migration_test");
   FillSqlite(dir.path(), 0);
   ASSERT_TRUE(MigrateSqliteLayoutIfPresent(dir.path()).ok());
   auto db = OpenLedger(dir.path());
@@ -426,7 +413,7 @@ TEST(SqliteMigrationTest, AnEmptyStoreMigratesWithNextSeqOne) {
 // A crash while the ledger was being built leaves ledger.migrating: the next start builds it
 // again from scratch.
 TEST(SqliteMigrationTest, ALeftoverOfAnInterruptedBuildIsRedoneFromScratch) {
-  TempDir dir;
+  TempDir dir("migration_test");
   FillSqlite(dir.path(), 50);
   const std::map<std::string, Rows> before = SqliteTables(dir.path() + "/meterd.db");
   {
@@ -450,7 +437,7 @@ TEST(SqliteMigrationTest, ALeftoverOfAnInterruptedBuildIsRedoneFromScratch) {
 // A crash after the ledger was renamed into place and before the SQLite file was: the next start
 // only finishes the renames.
 TEST(SqliteMigrationTest, AnInterruptedRenameIsFinished) {
-  TempDir dir;
+  TempDir dir("migration_test");
   FillSqlite(dir.path(), 20);
   ASSERT_TRUE(MigrateSqliteLayoutIfPresent(dir.path()).ok());
   fs::rename(dir.path() + "/meterd.db.migrated", dir.path() + "/meterd.db");
@@ -477,7 +464,7 @@ TEST(SqliteMigrationTest, AnInterruptedRenameIsFinished) {
 // A SQLite file next to a ledger that was not migrated from it: refused, both left alone; a file
 // kept from an earlier migration is never overwritten.
 TEST(SqliteMigrationTest, TwoStoresAreRefusedAndKeptFilesNeverOverwritten) {
-  TempDir dir;
+  TempDir dir("migration_test");
   FillSqlite(dir.path(), 10);
   { ASSERT_NE(OpenLedger(dir.path()), nullptr); }  // a fresh, empty ledger
   Status st = MigrateSqliteLayoutIfPresent(dir.path());
@@ -497,7 +484,7 @@ TEST(SqliteMigrationTest, TwoStoresAreRefusedAndKeptFilesNeverOverwritten) {
 // A schema-1 file (no rollups, no query indexes): the SQLite backend upgrades it and backfills
 // its rollups first, so the ledger gets the same totals a schema-2 file has.
 TEST(SqliteMigrationTest, ASchemaOneFileIsUpgradedAndItsRollupsBackfilled) {
-  TempDir dir;
+  TempDir dir("migration_test");
   FillSqlite(dir.path(), 300);
   const std::string db_path = dir.path() + "/meterd.db";
   const std::map<std::string, Rows> before = SqliteTables(db_path);
@@ -521,7 +508,7 @@ TEST(SqliteMigrationTest, ASchemaOneFileIsUpgradedAndItsRollupsBackfilled) {
 
 // The round trip: SQLite -> ledger -> `meterd dump` gives back every table as it was.
 TEST(SqliteMigrationTest, DumpOfAMigratedLedgerGivesBackTheSqliteTables) {
-  TempDir dir;
+  TempDir dir("migration_test");
   FillSqlite(dir.path(), 500);
   const std::map<std::string, Rows> before = SqliteTables(dir.path() + "/meterd.db");
   ASSERT_TRUE(MigrateSqliteLayoutIfPresent(dir.path()).ok());

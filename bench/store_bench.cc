@@ -6,12 +6,18 @@
 // about 1.5 KB), in the same transaction, as meterd does.
 //
 //   meterd-store-bench --data DIR [--store embedded|sqlite] [--records N] [--duration S]
-//                      [--records-per-unit 25] [--inflight 32] [--preload N] [--json]
+//                      [--records-per-unit 25] [--inflight 32] [--preload N]
+//                      [--preload-days D] [--json]
 //
 // --inflight K keeps up to K units queued, as K connections of meterd would, so that group
 // commit can put them in one transaction; --inflight 1 is one unit per transaction.
 // --preload N first writes N rows in big units, unmeasured (the "10 M records already stored"
-// case). At the end the ledger is counted: it must hold exactly what was acknowledged.
+// case): a ledger's history, the D days (default 30) before the measured run's hours, written in
+// the order it arrived, the same customers and dimensions every hour (10 M over 30 days: 3,473
+// customers x 4 dimensions x 720 hours). --preload-days 0 is the worst case instead: all N rows in
+// the measured run's 6 hours (10 M in 6 hours: 1.7 M customers an hour), which no ledger holds
+// but which leaves no locality at all to the time-ordered index. At the end the ledger is counted:
+// it must hold exactly what was acknowledged.
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -58,6 +64,7 @@ struct Options {
   int64_t records_per_unit = 25;
   int64_t inflight = 32;
   int64_t preload = 0;
+  int64_t preload_days = 30;
   bool json = false;
 };
 
@@ -66,7 +73,8 @@ struct Options {
                "meterd-store-bench: %s\n"
                "usage: meterd-store-bench --data DIR [--store embedded|sqlite] [--records N]\n"
                "         [--duration S]\n"
-               "         [--records-per-unit 25] [--inflight 32] [--preload N] [--json]\n"
+               "         [--records-per-unit 25] [--inflight 32] [--preload N]\n"
+               "         [--preload-days D] [--json]\n"
                "  --data must be a new or empty directory; without --records and --duration the\n"
                "  run lasts 10 s; with both it ends at whichever comes first.\n",
                error.c_str());
@@ -117,6 +125,8 @@ Options ParseOptions(int argc, char** argv) {
       opt.inflight = ParseInt(flag, value, 1, kMaxInflight);
     } else if (flag == "--preload") {
       opt.preload = ParseInt(flag, value, 0, kMaxRecords);
+    } else if (flag == "--preload-days") {
+      opt.preload_days = ParseInt(flag, value, 0, 3660);
     } else {
       Usage("unknown option " + std::string(flag));
     }
@@ -133,21 +143,54 @@ Options ParseOptions(int argc, char** argv) {
 
 // Builds the rows of BatchMeterUsage requests as MeteringService::BatchMeterUsage does: one
 // seller and product in one region, records of legacy-SaaS customers (half named by
-// CustomerIdentifier, half by CustomerAWSAccountId), a few dimensions over the last hours.
-// Record i maps to a distinct (customer, dimension, hour), so every dedup key is new.
+// CustomerIdentifier, half by CustomerAWSAccountId), a few dimensions over the last hours, ids
+// time-ordered (UUIDv7) as meterd's. Record i maps to a distinct (customer, dimension, hour), so
+// every dedup key is new. The first `history_rows` records are the ledger's history when
+// `history_days` > 0 (see --preload-days).
 class RowFactory {
  public:
-  explicit RowFactory(int64_t now_ms) : now_ms_(now_ms), hour_ms_(meterd::FloorToHour(now_ms)) {}
+  RowFactory(int64_t now_ms, int64_t history_rows, int64_t history_days)
+      : now_ms_(now_ms),
+        hour_ms_(meterd::FloorToHour(now_ms)),
+        history_rows_(history_days > 0 ? history_rows : 0),
+        history_hours_(history_days * 24) {}
 
   UsageRow Make(int64_t i, const std::string& request_id) const {
-    static constexpr std::string_view kDimensions[] = {"api_calls", "storage_gb", "active_users",
-                                                       "data_processed_gb"};
-    constexpr int64_t kDims = 4;
+    if (i < history_rows_) return MakeHistory(i, request_id);
     constexpr int64_t kHours = 6;  // BatchMeterUsage accepts up to 6 hours back
     const int64_t customer = i / (kDims * kHours);
     const int64_t slot = i % (kDims * kHours);
+    const int64_t usage_hour_ms = hour_ms_ - (slot / kDims) * meterd::kMillisPerHour;
+    int64_t timestamp_ms = usage_hour_ms + (i * 7919) % meterd::kMillisPerHour;
+    if (timestamp_ms > now_ms_) timestamp_ms = usage_hour_ms;
+    return Row(i, kLiveCustomers + customer, slot % kDims, usage_hour_ms, timestamp_ms,
+               meterd::WallClockMillis(), request_id);
+  }
+
+ private:
+  static constexpr int64_t kDims = 4;
+  // Customer numbers of the history and of the measured records never meet.
+  static constexpr int64_t kLiveCustomers = 50'000'000'000;
+
+  // Row i of the history: hour h of history_hours_ (ending 6 hours before the measured run's
+  // hour, so no history key can be a measured record's), every customer once per dimension.
+  UsageRow MakeHistory(int64_t i, const std::string& request_id) const {
+    const int64_t per_hour = (history_rows_ + history_hours_ - 1) / history_hours_;
+    const int64_t customers = (per_hour + kDims - 1) / kDims;
+    const int64_t hour = i / (customers * kDims);
+    const int64_t usage_hour_ms = hour_ms_ - (6 + history_hours_ - hour) * meterd::kMillisPerHour;
+    const int64_t in_hour = i % (customers * kDims);
+    const int64_t offset_ms = in_hour * (meterd::kMillisPerHour / (customers * kDims));
+    return Row(i, in_hour / kDims, in_hour % kDims, usage_hour_ms, usage_hour_ms + offset_ms,
+               usage_hour_ms + offset_ms + 1000, request_id);
+  }
+
+  static UsageRow Row(int64_t i, int64_t customer, int64_t dim, int64_t usage_hour_ms,
+                      int64_t timestamp_ms, int64_t received_ms, const std::string& request_id) {
+    static constexpr std::string_view kDimensions[] = {"api_calls", "storage_gb", "active_users",
+                                                       "data_processed_gb"};
     UsageRow row;
-    row.record_id = meterd::RandomUuid();
+    row.record_id = meterd::TimeOrderedUuid();
     row.source = "BatchMeterUsage";
     row.region = "us-east-1";
     row.product_code = "8b4wbtr6ojt0nizd6fd3o3wjr";  // AWS product codes: 25 characters
@@ -160,16 +203,15 @@ class RowFactory {
         (static_cast<unsigned __int128>(customer) * 6'364'136'223'846'793ULL) % kSpace);
     row.customer_account = std::to_string(100'000'000'000 + scattered);
     if (customer % 2 == 0) row.customer_identifier = CustomerIdentifier(scattered);
-    row.dimension = std::string(kDimensions[slot % kDims]);
-    row.usage_hour_ms = hour_ms_ - (slot / kDims) * meterd::kMillisPerHour;
-    row.timestamp_ms = row.usage_hour_ms + (i * 7919) % meterd::kMillisPerHour;
-    if (row.timestamp_ms > now_ms_) row.timestamp_ms = row.usage_hour_ms;
+    row.dimension = std::string(kDimensions[dim]);
+    row.usage_hour_ms = usage_hour_ms;
+    row.timestamp_ms = timestamp_ms;
     row.dedup_key =
         meterd::metering::BatchDedupKey(row.region, row.product_code, row.customer_account,
                                         row.license_arn, row.dimension, row.usage_hour_ms);
     row.quantity = 1 + (i % 1000);
     row.request_id = request_id;
-    row.received_ms = now_ms_;
+    row.received_ms = received_ms;
     return row;
   }
 
@@ -188,6 +230,8 @@ class RowFactory {
 
   int64_t now_ms_;
   int64_t hour_ms_;
+  int64_t history_rows_;
+  int64_t history_hours_;
 };
 
 // The audit event meterd writes for the request of these rows: the facts in columns and a
@@ -195,7 +239,7 @@ class RowFactory {
 meterd::store::AuditEventRow AuditEventOf(const std::vector<UsageRow>& rows,
                                           const std::string& request_id) {
   meterd::store::AuditEventRow event;
-  event.event_id = meterd::RandomUuid();
+  event.event_id = meterd::TimeOrderedUuid();
   event.event_time_ms = rows.empty() ? 0 : rows.front().received_ms;
   event.event_source = "metering-marketplace.amazonaws.com";
   event.event_name = "BatchMeterUsage";
@@ -332,13 +376,16 @@ int main(int argc, char** argv) {
     return 1;
   }
   std::unique_ptr<Store> store = std::move(opened).value();
-  const RowFactory factory(meterd::WallClockMillis());
+  const RowFactory factory(meterd::WallClockMillis(), opt.preload, opt.preload_days);
   int64_t next_row = 0;
 
   PhaseResult preload;
   if (opt.preload > 0) {
-    std::fprintf(stderr, "meterd-store-bench: preloading %lld rows...\n",
-                 static_cast<long long>(opt.preload));
+    std::fprintf(stderr, "meterd-store-bench: preloading %lld rows (%s)...\n",
+                 static_cast<long long>(opt.preload),
+                 opt.preload_days > 0
+                     ? ("a history of " + std::to_string(opt.preload_days) + " days").c_str()
+                     : "all in the measured run's 6 hours");
     preload = RunPhase(store.get(), factory, &next_row, opt.preload, -1, kPreloadUnitRecords,
                        kPreloadInflight, false);
     if (!preload.error.ok()) {
@@ -376,11 +423,12 @@ int main(int argc, char** argv) {
     std::printf(
         "{\"records\":%lld,\"seconds\":%.3f,\"records_per_s\":%.1f,\"units\":%lld,\"groups\":%llu,"
         "\"p50_ms\":%.3f,\"p99_ms\":%.3f,\"records_per_unit\":%lld,\"inflight\":%lld,"
-        "\"preload_records\":%lld,\"preload_seconds\":%.3f}\n",
+        "\"preload_records\":%lld,\"preload_seconds\":%.3f,\"preload_days\":%lld}\n",
         static_cast<long long>(run.records), run.seconds, rate, static_cast<long long>(run.units),
         static_cast<unsigned long long>(run.groups), p50, p99,
         static_cast<long long>(opt.records_per_unit), static_cast<long long>(opt.inflight),
-        static_cast<long long>(preload.records), preload.seconds);
+        static_cast<long long>(preload.records), preload.seconds,
+        static_cast<long long>(opt.preload_days));
   } else {
     std::printf("records        %lld in %.2f s: %.0f records/s\n",
                 static_cast<long long>(run.records), run.seconds, rate);

@@ -4,6 +4,7 @@
 
 #include "common/time_util.h"
 #include "metering/dedup_key.h"
+#include "store/ledger_codec.h"
 
 namespace meterd::metering {
 namespace {
@@ -56,6 +57,18 @@ TEST(AllocationsTest, Rules) {
   std::vector<UsageAllocation> six_keys;
   for (int i = 0; i < 6; ++i) six_keys.push_back({1, {{"key" + std::to_string(i), "v"}}});
   EXPECT_EQ(CheckAllocations(six_keys, 6).code(), StatusCode::kInvalidTag);
+}
+
+// The embedded store orders its dedup family by the hour it reads from these keys
+// (store::ledger::DedupKeyHour): the hour-scoped kinds end in their hour, a ClientToken's key has
+// none.
+TEST(DedupKeyTest, TheStoreReadsTheHourOfHourScopedKeys) {
+  const int64_t h = T("2026-11-26T15:00:00Z");
+  EXPECT_EQ(store::ledger::DedupKeyHour(BatchDedupKey("us-east-1", "p", "a|1:b", "", "d|2:x", h)),
+            h);
+  EXPECT_EQ(store::ledger::DedupKeyHour(MeterUsageDedupKey("w", "p", "d", h)), h);
+  EXPECT_EQ(store::ledger::DedupKeyHour(TaskRunDedupKey("w", "p", h)), h);
+  EXPECT_EQ(store::ledger::DedupKeyHour(AgentCoreDedupKey("w", "13:1793491200000")), 0);
 }
 
 TEST(DedupKeyTest, ComponentsCannotForgeEachOther) {

@@ -10,6 +10,7 @@
 #include <mutex>
 #include <shared_mutex>
 #include <thread>
+#include <unordered_map>
 
 #include "store/ledger_codec.h"
 #include "store/ledger_db.h"
@@ -176,8 +177,10 @@ class EmbeddedBackend final : public Backend, public Transaction {
     next_seq_ = std::max<int64_t>(next_seq, 1);
     rows_ = rows;
     committed_rows_ = rows;
+    if (schema == 1) METERD_RETURN_IF_ERROR(UpgradeDedupToLayout2());
     view_.Publish(db_, db_->db()->GetSnapshot());
-    if (schema == 0) {
+    if (schema < ledger::kLayoutVersion) {
+      // Synced: it also makes the upgrade's writes before it durable.
       rocksdb::WriteOptions wo;
       wo.sync = true;
       METERD_RETURN_IF_ERROR(
@@ -188,10 +191,42 @@ class EmbeddedBackend final : public Backend, public Transaction {
     return Status::Ok();
   }
 
+  // Layout 1 -> 2: each dedup entry is keyed by (hour, digest) and keeps only its row's seq.
+  // Idempotent, so a crash mid-way is finished by the next open (the version is written after
+  // it): an entry already rewritten has a layout 2 key, which is longer than a layout 1 key.
+  Status UpgradeDedupToLayout2() {
+    constexpr size_t kEntriesPerBatch = 10000;
+    rocksdb::WriteBatch batch;
+    std::unique_ptr<rocksdb::Iterator> it(
+        db_->db()->NewIterator(rocksdb::ReadOptions(), Cf(ledger::kDedup)));
+    std::string dedup_key;
+    for (it->SeekToFirst(); it->Valid(); it->Next()) {
+      if (it->key().size() != ledger::kLayout1DedupKeySize) continue;
+      int64_t seq = 0;
+      if (!ledger::DecodeLayout1DedupEntry(View(it->value()), &dedup_key, &seq)) {
+        return Corrupt("layout 1 dedup entry");
+      }
+      METERD_RETURN_IF_ERROR(Rocks(
+          batch.Put(Cf(ledger::kDedup), ledger::DedupKey(dedup_key), ledger::EncodeDedupValue(seq)),
+          "upgrade"));
+      METERD_RETURN_IF_ERROR(Rocks(batch.Delete(Cf(ledger::kDedup), it->key()), "upgrade"));
+      if (static_cast<size_t>(batch.Count()) >= kEntriesPerBatch) {
+        METERD_RETURN_IF_ERROR(Rocks(db_->db()->Write(rocksdb::WriteOptions(), &batch), "upgrade"));
+        batch.Clear();
+      }
+    }
+    METERD_RETURN_IF_ERROR(ledger::FromRocks(it->status(), "upgrade scan"));
+    if (batch.Count() > 0) {
+      METERD_RETURN_IF_ERROR(Rocks(db_->db()->Write(rocksdb::WriteOptions(), &batch), "upgrade"));
+    }
+    return Status::Ok();
+  }
+
   // Backend
   Status Begin() override {
     batch_.Clear();
     overlay_.clear();
+    group_dedup_.clear();
     rollups_.Clear();
     pending_seq_ = next_seq_;
     pending_rows_ = committed_rows_;
@@ -226,6 +261,7 @@ class EmbeddedBackend final : public Backend, public Transaction {
           Rocks(batch_.Put(Meta(), ledger::kMetaRows, ledger::FixedValue(pending_rows_)), "rows"));
     }
     overlay_.clear();
+    group_dedup_.clear();
     if (batch_.Count() == 0) return Status::Ok();
     METERD_RETURN_IF_ERROR(CheckFreeSpace(batch_.GetDataSize()));
     // Written and visible to the next groups, not yet durable: SyncCommitted (the store's syncer
@@ -283,6 +319,7 @@ class EmbeddedBackend final : public Backend, public Transaction {
   void Rollback() override {
     batch_.Clear();
     overlay_.clear();
+    group_dedup_.clear();
     rollups_.Clear();
   }
   Result<int64_t> CountUsageRows() override { return rows_.load(); }
@@ -295,14 +332,12 @@ class EmbeddedBackend final : public Backend, public Transaction {
     if (!existing.ok() || existing->has_value()) return existing;
     const int64_t seq = pending_seq_++;
     ++pending_rows_;
-    for (ledger::Entry& e : ledger::NewUsageEntries(r, seq, std::move(digest))) {
-      // Only the dedup entry is read back inside a group (an identical record in a later unit).
-      if (e.family == ledger::kDedup) {
-        METERD_RETURN_IF_ERROR(Put(e.family, std::move(e.key), e.value));
-      } else {
-        METERD_RETURN_IF_ERROR(Rocks(batch_.Put(Cf(e.family), e.key, e.value), "usage"));
-      }
+    for (ledger::Entry& e : ledger::NewUsageEntries(r, seq, digest)) {
+      METERD_RETURN_IF_ERROR(Rocks(batch_.Put(Cf(e.family), e.key, e.value), "usage"));
     }
+    // Only the dedup entry is read back inside a group (an identical record in a later unit),
+    // and its answer is the row's, which is not readable before the group is written.
+    group_dedup_.emplace(std::move(digest), GroupDedup{r.dedup_key, r.record_id, r.quantity});
     rollups_.Add(r);
     return std::optional<ExistingUsage>();
   }
@@ -311,20 +346,32 @@ class EmbeddedBackend final : public Backend, public Transaction {
     return FindUsage(dedup_key, ledger::DedupKey(dedup_key));
   }
 
-  // `digest` is DedupKey(dedup_key).
+  // `digest` is DedupKey(dedup_key). The dedup entry names the row that took the key; the row's
+  // whole dedup key is compared, so a digest collision is refused, never taken as the same.
   Result<std::optional<ExistingUsage>> FindUsage(const std::string& dedup_key,
                                                  const std::string& digest) {
-    std::string value;
-    auto found = Get(ledger::kDedup, digest, &value);
-    if (!found.ok()) return found.status();
-    if (!*found) return std::optional<ExistingUsage>();
-    ledger::DedupEntry entry;
-    if (!ledger::DecodeDedupEntry(value, &entry)) return Corrupt("dedup entry");
-    if (entry.dedup_key != dedup_key) {
-      // Two dedup keys with one 128-bit digest: refused (retryable), never taken as the same.
-      return Status(StatusCode::kInternal, "embedded store: dedup digest collision");
+    if (auto mine = group_dedup_.find(digest); mine != group_dedup_.end()) {
+      if (mine->second.dedup_key != dedup_key) return DigestCollision();
+      return std::optional<ExistingUsage>(
+          ExistingUsage{mine->second.record_id, mine->second.quantity});
     }
-    return std::optional<ExistingUsage>(ExistingUsage{std::move(entry.record_id), entry.quantity});
+    std::string value;
+    rocksdb::Status s = db_->db()->Get(rocksdb::ReadOptions(), Cf(ledger::kDedup), digest, &value);
+    if (s.IsNotFound()) return std::optional<ExistingUsage>();
+    if (!s.ok()) return ledger::FromRocks(s, "read dedup");
+    int64_t seq = 0;
+    if (!ledger::DecodeDedupValue(value, &seq)) return Corrupt("dedup entry");
+    s = db_->db()->Get(rocksdb::ReadOptions(), Cf(ledger::kUsage), ledger::UsageKey(seq), &value);
+    if (s.IsNotFound()) return Corrupt("dedup entry of a missing row " + std::to_string(seq));
+    if (!s.ok()) return ledger::FromRocks(s, "read usage");
+    UsageRow row;
+    if (!ledger::DecodeUsageRow(value, &row)) return Corrupt("usage row " + std::to_string(seq));
+    if (row.dedup_key != dedup_key) return DigestCollision();
+    return std::optional<ExistingUsage>(ExistingUsage{std::move(row.record_id), row.quantity});
+  }
+  // Two dedup keys with one 128-bit digest: refused (retryable), never taken as the same.
+  static Status DigestCollision() {
+    return Status(StatusCode::kInternal, "embedded store: dedup digest collision");
   }
 
   Result<std::optional<ClientTokenEntry>> FindClientToken(const std::string& caller,
@@ -600,6 +647,13 @@ class EmbeddedBackend final : public Backend, public Transaction {
   // The group's writes that its later units may read: (family, key) -> value, or nullopt for a
   // delete. The ledger's bulk (rows, indexes, audit events, rollups) goes to batch_ only.
   std::map<std::pair<int, std::string>, std::optional<std::string>> overlay_;
+  // The group's new dedup entries: digest -> the answer an identical record gets.
+  struct GroupDedup {
+    std::string dedup_key;
+    std::string record_id;
+    int64_t quantity = 0;
+  };
+  std::unordered_map<std::string, GroupDedup> group_dedup_;
   RollupAccumulator rollups_;
   int64_t next_seq_ = 1;      // committed
   int64_t pending_seq_ = 1;   // inside the group

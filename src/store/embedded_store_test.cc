@@ -1,6 +1,8 @@
 #include "store/embedded_store.h"
 
 #include <gtest/gtest.h>
+#include <rocksdb/db.h>
+#include <rocksdb/write_batch.h>
 #include <unistd.h>
 
 #include <condition_variable>
@@ -9,6 +11,7 @@
 #include <string>
 
 #include "store/ledger_codec.h"
+#include "store/ledger_db.h"
 #include "store/store.h"
 #include "store/usage_reader.h"
 
@@ -158,6 +161,103 @@ TEST_F(EmbeddedStoreTest, EverythingSurvivesAReopen) {
   ASSERT_TRUE(events.ok());
   ASSERT_EQ(events->events.size(), 1u);
   EXPECT_EQ(events->events[0].event_name, "MeterUsage");
+}
+
+// A data dir of layout 1 (dedup entries keyed by the digest alone, holding the whole key and the
+// answer) is upgraded at open: every stored key is still found, with its first record's answer,
+// and a new record is still new.
+TEST_F(EmbeddedStoreTest, ALayout1LedgerIsUpgradedAndEveryDedupKeyHolds) {
+  constexpr int kRows = 300;
+  ASSERT_TRUE(SubmitAndWait(store(), [&](Transaction& txn) -> Status {
+                for (int i = 0; i < kRows; ++i) {
+                  METERD_RETURN_IF_ERROR(txn.InsertUsageIfAbsent(Row(i)).status());
+                }
+                return Status::Ok();
+              }).ok());
+  opened_ = OpenedStore();
+  {
+    // Rewrite the dedup family as layout 1 wrote it.
+    auto db =
+        ledger::LedgerDb::Open(ledger::LedgerPath(dir_.string()), ledger::OpenMode::kReadWrite, "");
+    ASSERT_TRUE(db.ok()) << db.status().ToString();
+    rocksdb::DB* raw = (*db)->db();
+    rocksdb::WriteBatch batch;
+    int rows = 0;
+    std::unique_ptr<rocksdb::Iterator> it(
+        raw->NewIterator(rocksdb::ReadOptions(), (*db)->family(ledger::kUsage)));
+    for (it->SeekToFirst(); it->Valid(); it->Next(), ++rows) {
+      int64_t seq = 0;
+      UsageRow r;
+      ASSERT_TRUE(ledger::ParseUsageKey(it->key().ToString(), &seq));
+      ASSERT_TRUE(ledger::DecodeUsageRow(it->value().ToString(), &r));
+      std::string old_value;
+      ledger::PutKeyString(&old_value, r.dedup_key);
+      ledger::PutKeyString(&old_value, r.record_id);
+      ledger::PutFixed(&old_value, r.quantity);
+      ledger::PutFixed(&old_value, r.timestamp_ms);
+      ledger::PutFixed(&old_value, seq);
+      const std::string key = ledger::DedupKey(r.dedup_key);
+      ASSERT_TRUE(batch.Delete((*db)->family(ledger::kDedup), key).ok());
+      ASSERT_TRUE(batch.Put((*db)->family(ledger::kDedup), key.substr(8), old_value).ok());
+    }
+    ASSERT_EQ(rows, kRows);
+    ASSERT_TRUE(batch
+                    .Put((*db)->family(ledger::kMeta), std::string(ledger::kMetaSchema),
+                         ledger::FixedValue(1))
+                    .ok());
+    rocksdb::WriteOptions wo;
+    wo.sync = true;
+    ASSERT_TRUE(raw->Write(wo, &batch).ok());
+  }
+  Open();
+  ASSERT_TRUE(SubmitAndWait(store(), [&](Transaction& txn) -> Status {
+                for (int i = 0; i < kRows; ++i) {
+                  auto again = txn.InsertUsageIfAbsent(Row(i));
+                  EXPECT_TRUE(again.ok() && again->has_value()) << i;
+                  if (again.ok() && again->has_value()) {
+                    EXPECT_EQ((*again)->record_id, "record-" + std::to_string(i));
+                    EXPECT_EQ((*again)->quantity, i + 1);
+                  }
+                }
+                auto fresh = txn.InsertUsageIfAbsent(Row(kRows));
+                EXPECT_TRUE(fresh.ok() && !fresh->has_value());
+                return Status::Ok();
+              }).ok());
+  EXPECT_EQ(*store()->CountUsageRows(), kRows + 1);
+  opened_ = OpenedStore();
+  auto db =
+      ledger::LedgerDb::Open(ledger::LedgerPath(dir_.string()), ledger::OpenMode::kReadWrite, "");
+  ASSERT_TRUE(db.ok());
+  std::string schema;
+  ASSERT_TRUE((*db)
+                  ->db()
+                  ->Get(rocksdb::ReadOptions(), (*db)->family(ledger::kMeta),
+                        std::string(ledger::kMetaSchema), &schema)
+                  .ok());
+  int64_t version = 0;
+  ASSERT_TRUE(ledger::ParseFixedValue(schema, &version));
+  EXPECT_EQ(version, ledger::kLayoutVersion);
+  int entries = 0;
+  std::unique_ptr<rocksdb::Iterator> it(
+      (*db)->db()->NewIterator(rocksdb::ReadOptions(), (*db)->family(ledger::kDedup)));
+  for (it->SeekToFirst(); it->Valid(); it->Next(), ++entries) {
+    EXPECT_EQ(it->key().size(), 24u);
+    EXPECT_EQ(it->value().size(), 8u);
+  }
+  EXPECT_EQ(entries, kRows + 1);
+}
+
+// The dedup family is in hour order: a key's entry starts with its hour.
+TEST(LedgerCodecTest, DedupKeysStartWithTheirHour) {
+  EXPECT_EQ(ledger::DedupKeyHour("B|9:us-east-1|1:p|1:a|0:|1:d|13:1793491200000"), 1793491200000);
+  EXPECT_EQ(ledger::DedupKeyHour("A|1:w|3:tok"), 0);
+  EXPECT_EQ(ledger::DedupKeyHour("B|key-1"), 0);                 // not metering's shape: hour 0
+  EXPECT_EQ(ledger::DedupKeyHour("B|1:d|12:1793491200000"), 0);  // the length does not match
+  EXPECT_EQ(ledger::DedupKeyHour(""), 0);
+  const std::string early = ledger::DedupKey("M|1:w|1:p|1:d|13:1793491200000");
+  const std::string late = ledger::DedupKey("M|1:w|1:p|1:d|13:1793494800000");
+  EXPECT_EQ(early.size(), 24u);
+  EXPECT_LT(early.substr(0, 8), late.substr(0, 8));
 }
 
 // Keyset pages of the ledger (plain and by buyer account) and of the audit trail walk every

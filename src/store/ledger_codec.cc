@@ -108,7 +108,33 @@ bool ParseUsageByTimeKey(std::string_view key, int64_t* timestamp_ms, int64_t* s
 std::string DedupKey(std::string_view dedup_key) {
   unsigned char digest[SHA256_DIGEST_LENGTH];
   SHA256(reinterpret_cast<const unsigned char*>(dedup_key.data()), dedup_key.size(), digest);
-  return std::string(reinterpret_cast<const char*>(digest), 16);
+  std::string key;
+  key.reserve(24);
+  PutOrderedInt(&key, DedupKeyHour(dedup_key));
+  key.append(reinterpret_cast<const char*>(digest), 16);
+  return key;
+}
+
+int64_t DedupKeyHour(std::string_view dedup_key) {
+  if (dedup_key.empty() || (dedup_key[0] != 'B' && dedup_key[0] != 'M' && dedup_key[0] != 'T')) {
+    return 0;
+  }
+  const size_t bar = dedup_key.rfind('|');
+  if (bar == std::string_view::npos) return 0;
+  const std::string_view part = dedup_key.substr(bar + 1);  // "<digits>:<hour_ms>"
+  const size_t colon = part.find(':');
+  if (colon == std::string_view::npos) return 0;
+  const std::string_view digits = part.substr(colon + 1);
+  if (digits.empty() || digits.size() > 18 ||
+      std::to_string(digits.size()) != part.substr(0, colon)) {
+    return 0;
+  }
+  int64_t hour_ms = 0;
+  for (char c : digits) {
+    if (c < '0' || c > '9') return 0;
+    hour_ms = hour_ms * 10 + (c - '0');
+  }
+  return hour_ms;
 }
 
 std::array<Entry, 4> NewUsageEntries(const UsageRow& row, int64_t seq, std::string dedup_digest) {
@@ -116,8 +142,7 @@ std::array<Entry, 4> NewUsageEntries(const UsageRow& row, int64_t seq, std::stri
       Entry{kUsage, UsageKey(seq), EncodeUsageRow(row)},
       Entry{kUsageByTime, UsageByTimeKey(row.timestamp_ms, seq), ""},
       Entry{kUsageByAccount, UsageByAccountKey(row.customer_account, row.timestamp_ms, seq), ""},
-      Entry{kDedup, std::move(dedup_digest),
-            EncodeDedupEntry({row.dedup_key, row.record_id, row.quantity, row.timestamp_ms, seq})}};
+      Entry{kDedup, std::move(dedup_digest), EncodeDedupValue(seq)}};
 }
 
 std::array<Entry, 4> NewUsageEntries(const UsageRow& row, int64_t seq) {
@@ -172,20 +197,16 @@ bool ParseUsageByAccountKey(std::string_view key, std::string* account, int64_t*
   return r.KeyString(account) && r.OrderedInt(timestamp_ms) && r.OrderedInt(seq) && r.done();
 }
 
-std::string EncodeDedupEntry(const DedupEntry& e) {
-  std::string v;
-  PutKeyString(&v, e.dedup_key);
-  PutKeyString(&v, e.record_id);
-  PutFixed(&v, e.quantity);
-  PutFixed(&v, e.timestamp_ms);
-  PutFixed(&v, e.seq);
-  return v;
-}
+std::string EncodeDedupValue(int64_t seq) { return FixedValue(seq); }
 
-bool DecodeDedupEntry(std::string_view value, DedupEntry* e) {
+bool DecodeDedupValue(std::string_view value, int64_t* seq) { return ParseFixedValue(value, seq); }
+
+bool DecodeLayout1DedupEntry(std::string_view value, std::string* dedup_key, int64_t* seq) {
   Reader r(value);
-  return r.KeyString(&e->dedup_key) && r.KeyString(&e->record_id) && r.Fixed(&e->quantity) &&
-         r.Fixed(&e->timestamp_ms) && r.Fixed(&e->seq) && r.done();
+  std::string record_id;
+  int64_t quantity = 0, timestamp_ms = 0;
+  return r.KeyString(dedup_key) && r.KeyString(&record_id) && r.Fixed(&quantity) &&
+         r.Fixed(&timestamp_ms) && r.Fixed(seq) && r.done();
 }
 
 // --- small tables -----------------------------------------------------------------------------

@@ -31,7 +31,7 @@ enum Family : int {
   kUsage = 1,           // seq -> UsageRow (appended in seq order: inserts stay at the end)
   kUsageByTime,         // (timestamp_ms, seq) -> "": the reports' order
   kUsageByAccount,      // (customer_account, timestamp_ms, seq) -> ""
-  kDedup,               // 16-byte digest of the dedup_key -> DedupEntry (with the whole key)
+  kDedup,               // 16-byte digest of the dedup_key -> the seq of its row
   kClientTokens,        // (caller, token) -> ClientTokenEntry
   kEntitlements,        // (workload, product) -> first_call_ms
   kRuns,                // (workload, product) -> (started_ms, stopped_ms or -1)
@@ -50,7 +50,9 @@ inline constexpr std::string_view kMetaNextSeq = "next_seq";  // fixed64: the ne
 inline constexpr std::string_view kMetaRows = "usage_rows";   // fixed64: ledger rows stored
 // Where this layout came from when it was migrated from the SQLite layout (text, for people).
 inline constexpr std::string_view kMetaMigratedFrom = "migrated_from";
-inline constexpr int64_t kLayoutVersion = 1;
+// 1: the first RocksDB layout. 2: a dedup entry is keyed by (hour, digest) and holds only the seq
+// of its row (an open of a layout 1 store rewrites the dedup family once).
+inline constexpr int64_t kLayoutVersion = 2;
 
 // --- primitive encoders ---------------------------------------------------------------------
 void PutOrderedInt(std::string* out, int64_t v);          // 8 bytes, big-endian, sign bit flipped
@@ -86,24 +88,31 @@ std::string UsageByAccountPrefix(std::string_view account);
 bool ParseUsageByAccountKey(std::string_view key, std::string* account, int64_t* timestamp_ms,
                             int64_t* seq);
 
-// The dedup family's key of a dedup key: the first 16 bytes of its SHA-256, so that the
-// family's keys are short and uniform (its b-tree of memtable and files compares 16 bytes, not
-// a 100-byte text with a long shared prefix). The entry keeps the whole dedup key and every
-// look-up compares it: a digest collision (about n^2 / 2^129 for n keys) is detected and
-// refused, never taken for the same record.
+// The dedup family's key of a dedup key: its hour (DedupKeyHour, big-endian) and the first 16
+// bytes of its SHA-256. The hour first keeps the family in time order: new records' keys fall in
+// the last hours' range, so compactions rewrite those and move older files down untouched, and a
+// look-up skips every file of other hours by its key range. The digest keeps keys short and
+// uniform. The row the entry names keeps the whole dedup key and every look-up compares it: a
+// digest collision (about n^2 / 2^129 for n keys of one hour) is detected and refused, never taken
+// for the same record. Both parts are functions of the dedup key alone, so one key always has one
+// entry whatever DedupKeyHour makes of it: exactness never depends on the hour being parsed.
 std::string DedupKey(std::string_view dedup_key);
+// The hour a dedup key is scoped to: metering's hour-scoped keys (kinds B, M and T of
+// metering/dedup_key.h) end in "|<digits>:<hour_ms>"; any other key (kind A, a ClientToken's,
+// holds forever) is hour 0. metering's rules_test checks this against the key functions.
+int64_t DedupKeyHour(std::string_view dedup_key);
 
-// What the dedup family holds for a key: the answer a later identical record gets, and where
-// the row is in the ledger.
-struct DedupEntry {
-  std::string dedup_key;  // the whole key, compared on every look-up
-  std::string record_id;
-  int64_t quantity = 0;
-  int64_t timestamp_ms = 0;
-  int64_t seq = 0;
-};
-std::string EncodeDedupEntry(const DedupEntry& entry);
-bool DecodeDedupEntry(std::string_view value, DedupEntry* entry);
+// What the dedup family holds for a key: the ledger seq of the row that took it (fixed64). A
+// look-up reads that row and compares its whole dedup key, and the answer a later identical record
+// gets (the first record's id and quantity) is the row's. Eight bytes, not the ~170 of the key and
+// answer: the family is the ledger's only randomly keyed one, so its compactions rewrite it again
+// and again, and they are most of the engine's background work (docs/STORAGE.md).
+std::string EncodeDedupValue(int64_t seq);
+bool DecodeDedupValue(std::string_view value, int64_t* seq);
+// Layout 1's dedup entry: the key was the 16-byte digest alone and the value held the whole dedup
+// key, the record id, quantity, timestamp and seq. Read only by the upgrade to layout 2.
+inline constexpr size_t kLayout1DedupKeySize = 16;
+bool DecodeLayout1DedupEntry(std::string_view value, std::string* dedup_key, int64_t* seq);
 
 // Every entry a new ledger row writes, in one place for every writer of the layout: the row by
 // seq, its time and account index entries, and its dedup entry.

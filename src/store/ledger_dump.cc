@@ -364,12 +364,25 @@ Result<std::optional<int64_t>> MetaCounter(const LedgerDb& db, std::string_view 
 
 // The ledger's bookkeeping against its rows (with `verify`).
 Status CheckBookkeeping(const LedgerDb& db, Tally* tally) {
-  METERD_RETURN_IF_ERROR(ForEach(db, ledger::kDedup, [&](std::string_view, std::string_view value) {
-    ledger::DedupEntry e;
-    if (!ledger::DecodeDedupEntry(value, &e)) return Corrupt(ledger::kDedup, "an entry");
-    ++tally->dedup_entries;
-    return Status::Ok();
-  }));
+  // Each dedup entry names a row whose own dedup key has the entry's digest.
+  std::string row_bytes;
+  UsageRow row;
+  METERD_RETURN_IF_ERROR(
+      ForEach(db, ledger::kDedup, [&](std::string_view key, std::string_view value) {
+        int64_t seq = 0;
+        if (!ledger::DecodeDedupValue(value, &seq)) return Corrupt(ledger::kDedup, "an entry");
+        ++tally->dedup_entries;
+        const rocksdb::Status s = db.db()->Get(rocksdb::ReadOptions(), db.family(ledger::kUsage),
+                                               ledger::UsageKey(seq), &row_bytes);
+        if (!s.ok() && !s.IsNotFound())
+          return ledger::FromRocks(s, "read the row of a dedup entry");
+        if (s.IsNotFound() || !ledger::DecodeUsageRow(row_bytes, &row) ||
+            ledger::DedupKey(row.dedup_key) != key) {
+          tally->problems.push_back("the dedup entry of seq " + std::to_string(seq) +
+                                    " does not match its row");
+        }
+        return Status::Ok();
+      }));
   METERD_RETURN_IF_ERROR(ForEach(db, ledger::kUsageByTime, [&](std::string_view, std::string_view) {
     ++tally->time_entries;
     return Status::Ok();

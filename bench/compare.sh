@@ -4,13 +4,16 @@
 # one load generator (meterd-bench) and one set of settings, as one markdown table that marks
 # each performance target met or missed.
 #
-#   bench/compare.sh [--runs 3] [--duration 10] [--with-10m [--preload 10000000]] [--out FILE]
+#   bench/compare.sh [--runs 3] [--duration 10] [--with-10m [--preload 10000000]
+#                    [--preload-days 30]] [--out FILE]
 #
 # Every measurement runs --runs times and the table shows medians (one run's figure on a 2-core
 # VM moves by 10-20 %). Servers listen on 127.0.0.1 only, on free ports, and are stopped by PID.
 # The raw JSON of every run stays in the work dir (printed at the end); data dirs are removed.
-# --with-10m first writes 10 M ledger rows with meterd-store-bench (minutes, ~6 GB) and then
-# measures BatchMeterUsage ingest on that store against the empty-store rate.
+# --with-10m first writes 10 M ledger rows with meterd-store-bench (about 2 minutes, ~5 GB) and
+# then measures BatchMeterUsage ingest on that store against the empty-store rate. The rows are a
+# ledger's history of --preload-days days (0: all in the measured run's hours, the worst case;
+# see meterd-store-bench).
 set -euo pipefail
 caller_dir=$PWD
 cd "$(dirname "$0")/.."
@@ -23,6 +26,7 @@ out=""
 connections=32
 records_per_request=25
 preload=10000000
+preload_days=30
 # The catalog meterd serves and meterd-bench signs with.
 customers=1000
 workloads=64
@@ -31,7 +35,7 @@ workloads=64
 moto_customers=100000
 
 usage() {
-  sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'
+  sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'
   exit 2
 }
 positive_int() { [[ $2 =~ ^[1-9][0-9]{0,5}$ ]] || { echo "compare: $1 wants a positive integer" >&2; exit 2; }; }
@@ -41,6 +45,7 @@ while (($#)); do
     --duration) positive_int "$1" "${2:-}"; duration=$2; shift 2 ;;
     --with-10m) with_10m=1; shift ;;
     --preload) [[ ${2:-} =~ ^[1-9][0-9]{0,8}$ ]] || usage; preload=$2; shift 2 ;;
+    --preload-days) [[ ${2:-} =~ ^[0-9]{1,3}$ ]] || usage; preload_days=$2; shift 2 ;;
     --out) [[ -n ${2:-} ]] || usage; out=$2; shift 2 ;;
     -h | --help) usage ;;
     *) echo "compare: unknown option $1" >&2; usage ;;
@@ -325,7 +330,8 @@ log "  fdatasync ms: $(cat "$work/raw/fsync.json")"
 # --- 10 M stored: ingest on a big ledger against the empty-store rate -------------------------
 if [[ $with_10m == 1 ]]; then
   log "10 M: preloading $preload rows with meterd-store-bench (minutes; its RSS every 5 s)"
-  "$store_bench" --data "$work/data-10m" --preload "$preload" --duration "$duration" \
+  "$store_bench" --data "$work/data-10m" --preload "$preload" --preload-days "$preload_days" \
+    --duration "$duration" \
     --inflight "$connections" --records-per-unit "$records_per_request" --json \
     >"$work/raw/store-10m.json" 2>"$work/logs/store-10m.err" &
   preload_pid=$!
@@ -341,13 +347,16 @@ if [[ $with_10m == 1 ]]; then
   if ((preload_rc == 0)); then
     log "  $(grep preloaded "$work/logs/store-10m.err" || true)"
     log "  store-$preload: $(summary "$work/raw/store-10m.json")"
-    # The same store for every run: copying 6 GB per run would take longer than the runs. Each
-    # run's id keeps its records apart from the others'. meterd's RSS is sampled throughout.
+    # The same store and meterd for every run: copying GBs per run would take longer than the
+    # runs. Each run's id keeps its records apart from the others'. As for the empty store's
+    # memory runs, a warm-up run first (its cache and memtables fill: not growth), then the
+    # measured runs, whose RSS is sampled throughout.
+    start_meterd "$work/data-10m"
+    sampled_run meterd-batch-10m-warmup $((3 * duration > 30 ? 3 * duration : 30))
     for r in $(seq "$runs"); do
-      start_meterd "$work/data-10m"
       sampled_run "meterd-batch-10m-$r" "$duration"
-      stop_pid "$meterd_pid"
     done
+    stop_pid "$meterd_pid"
   else
     log "  the preload failed: $(tail -2 "$work/logs/store-10m.err")"
     rm -f "$work/raw/store-10m.json"
@@ -486,10 +495,14 @@ at_10m = None
 if with_10m == "1":
     s10 = load("store-10m")
     if s10:
-        rows.append("| 10 M preload (meterd-store-bench) | %s s | %s rows |" % (
-            fmt(s10.get("preload_seconds"), 0), fmt(s10.get("preload_records"))))
+        days = s10.get("preload_days", 0)
+        rows.append("| 10 M preload (meterd-store-bench) | %s s | %s rows, %s |" % (
+            fmt(s10.get("preload_seconds"), 0), fmt(s10.get("preload_records")),
+            "a history of %d days before the run's hours" % days if days
+            else "all in the run's 6 hours (worst case)"))
         rows.append("| store alone at 10 M, records/s | %s | |" % fmt(s10["records_per_s"]))
-    at_10m = row("meterd BatchMeterUsage records/s at 10 M stored", series("meterd-batch-10m", recs))
+    at_10m = row("meterd BatchMeterUsage records/s at 10 M stored (after a warm-up run)",
+                 series("meterd-batch-10m", recs))
     pre = samples("store-10m-rss-kib.txt")
     if pre:
         rows.append("| store-bench RSS over the 10 M preload, first / last / max (MiB) | %s / %s / %s "

@@ -44,6 +44,8 @@ int64_t MillisFromCivil(const CivilTime& t) {
 
 int64_t FloorToHour(int64_t millis) { return FloorDiv(millis, kMillisPerHour) * kMillisPerHour; }
 
+int64_t FloorToDay(int64_t millis) { return FloorDiv(millis, kMillisPerDay) * kMillisPerDay; }
+
 int64_t StartOfMonth(int64_t millis) {
   CivilTime t = CivilFromMillis(millis);
   return DaysFromCivil(t.year, t.month, 1) * kMillisPerDay;

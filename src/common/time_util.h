@@ -24,6 +24,7 @@ int64_t MillisFromCivil(const CivilTime& t);
 
 // The start of the UTC hour / month containing `millis`.
 int64_t FloorToHour(int64_t millis);
+int64_t FloorToDay(int64_t millis);  // the start of the UTC day
 int64_t StartOfMonth(int64_t millis);
 
 // Parses "2024-01-02T03:04:05Z", with optional fraction ".678" and offset "+01:00" or "Z".

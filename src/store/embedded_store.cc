@@ -12,6 +12,7 @@
 #include <thread>
 #include <unordered_map>
 
+#include "common/time_util.h"
 #include "store/ledger_codec.h"
 #include "store/ledger_db.h"
 #include "store/rollup.h"
@@ -177,7 +178,7 @@ class EmbeddedBackend final : public Backend, public Transaction {
     next_seq_ = std::max<int64_t>(next_seq, 1);
     rows_ = rows;
     committed_rows_ = rows;
-    if (schema == 1) METERD_RETURN_IF_ERROR(UpgradeDedupToLayout2());
+    if (schema == 1) METERD_RETURN_IF_ERROR(UpgradeToLayout2());
     view_.Publish(db_, db_->db()->GetSnapshot());
     if (schema < ledger::kLayoutVersion) {
       // Synced: it also makes the upgrade's writes before it durable.
@@ -191,36 +192,62 @@ class EmbeddedBackend final : public Backend, public Transaction {
     return Status::Ok();
   }
 
-  // Layout 1 -> 2: each dedup entry is keyed by (hour, digest) and keeps only its row's seq.
-  // Idempotent, so a crash mid-way is finished by the next open (the version is written after
-  // it): an entry already rewritten has a layout 2 key, which is longer than a layout 1 key.
-  Status UpgradeDedupToLayout2() {
-    constexpr size_t kEntriesPerBatch = 10000;
-    rocksdb::WriteBatch batch;
+  // Layout 1 -> 2: each dedup entry is keyed by (hour, digest) and keeps only its row's seq, and
+  // each account index entry is keyed by day first. Idempotent, so a crash mid-way is finished
+  // by the next open (the version is written after it): an entry already rewritten has a layout
+  // 2 key, which no layout 1 key parses as.
+  Status UpgradeToLayout2() {
+    UpgradeBatch batch(db_.get());
+    std::string account, dedup_key;
     std::unique_ptr<rocksdb::Iterator> it(
         db_->db()->NewIterator(rocksdb::ReadOptions(), Cf(ledger::kDedup)));
-    std::string dedup_key;
     for (it->SeekToFirst(); it->Valid(); it->Next()) {
       if (it->key().size() != ledger::kLayout1DedupKeySize) continue;
       int64_t seq = 0;
       if (!ledger::DecodeLayout1DedupEntry(View(it->value()), &dedup_key, &seq)) {
         return Corrupt("layout 1 dedup entry");
       }
-      METERD_RETURN_IF_ERROR(Rocks(
-          batch.Put(Cf(ledger::kDedup), ledger::DedupKey(dedup_key), ledger::EncodeDedupValue(seq)),
-          "upgrade"));
-      METERD_RETURN_IF_ERROR(Rocks(batch.Delete(Cf(ledger::kDedup), it->key()), "upgrade"));
-      if (static_cast<size_t>(batch.Count()) >= kEntriesPerBatch) {
-        METERD_RETURN_IF_ERROR(Rocks(db_->db()->Write(rocksdb::WriteOptions(), &batch), "upgrade"));
-        batch.Clear();
-      }
+      METERD_RETURN_IF_ERROR(batch.Move(ledger::kDedup, View(it->key()),
+                                        ledger::DedupKey(dedup_key),
+                                        ledger::EncodeDedupValue(seq)));
     }
     METERD_RETURN_IF_ERROR(ledger::FromRocks(it->status(), "upgrade scan"));
-    if (batch.Count() > 0) {
-      METERD_RETURN_IF_ERROR(Rocks(db_->db()->Write(rocksdb::WriteOptions(), &batch), "upgrade"));
+    it.reset(db_->db()->NewIterator(rocksdb::ReadOptions(), Cf(ledger::kUsageByAccount)));
+    for (it->SeekToFirst(); it->Valid(); it->Next()) {
+      int64_t ts = 0, seq = 0;
+      if (ledger::ParseUsageByAccountKey(View(it->key()), &account, &ts, &seq)) continue;
+      if (!ledger::ParseLayout1UsageByAccountKey(View(it->key()), &account, &ts, &seq)) {
+        return Corrupt("layout 1 account index key");
+      }
+      METERD_RETURN_IF_ERROR(batch.Move(ledger::kUsageByAccount, View(it->key()),
+                                        ledger::UsageByAccountKey(account, ts, seq), ""));
     }
-    return Status::Ok();
+    METERD_RETURN_IF_ERROR(ledger::FromRocks(it->status(), "upgrade scan"));
+    return batch.Flush();
   }
+  // The upgrade's writes, in batches of a bounded size.
+  class UpgradeBatch {
+   public:
+    explicit UpgradeBatch(ledger::LedgerDb* db) : db_(db) {}
+    Status Move(Family f, std::string_view old_key, const std::string& key,
+                const std::string& value) {
+      METERD_RETURN_IF_ERROR(Rocks(batch_.Put(db_->family(f), key, value), "upgrade"));
+      METERD_RETURN_IF_ERROR(
+          Rocks(batch_.Delete(db_->family(f), rocksdb::Slice(old_key.data(), old_key.size())),
+                "upgrade"));
+      return batch_.Count() >= 20000 ? Flush() : Status::Ok();
+    }
+    Status Flush() {
+      if (batch_.Count() == 0) return Status::Ok();
+      METERD_RETURN_IF_ERROR(Rocks(db_->db()->Write(rocksdb::WriteOptions(), &batch_), "upgrade"));
+      batch_.Clear();
+      return Status::Ok();
+    }
+
+   private:
+    ledger::LedgerDb* db_;
+    rocksdb::WriteBatch batch_;
+  };
 
   // Backend
   Status Begin() override {
@@ -720,25 +747,62 @@ class EmbeddedUsageReader final : public UsageReader {
   Result<UsagePage> List(const ledger::LedgerDb& db, const rocksdb::ReadOptions& ro,
                          const UsageFilter& filter, const std::optional<LedgerPosition>& after,
                          size_t limit) {
-    const bool by_account = !filter.customer_account.empty();
-    const Family family = by_account ? ledger::kUsageByAccount : ledger::kUsageByTime;
-    std::unique_ptr<rocksdb::Iterator> it(db.db()->NewIterator(ro, db.family(family)));
-    const std::string prefix =
-        by_account ? ledger::UsageByAccountPrefix(filter.customer_account) : std::string();
-    auto key_at = [&](int64_t timestamp_ms, int64_t seq) {
-      return by_account ? ledger::UsageByAccountKey(filter.customer_account, timestamp_ms, seq)
-                        : ledger::UsageByTimeKey(timestamp_ms, seq);
-    };
-    std::string start;
-    if (after) {
-      start = key_at(after->timestamp_ms, after->seq);
-    } else {
-      start = key_at(filter.from_ms.value_or(INT64_MIN), INT64_MIN);
-    }
-    it->Seek(start);
-    if (after && it->Valid() && View(it->key()) == start) it->Next();
-
     UsagePage page;
+    if (filter.customer_account.empty()) {
+      std::unique_ptr<rocksdb::Iterator> it(
+          db.db()->NewIterator(ro, db.family(ledger::kUsageByTime)));
+      const std::string start =
+          after ? ledger::UsageByTimeKey(after->timestamp_ms, after->seq)
+                : ledger::UsageByTimeKey(filter.from_ms.value_or(INT64_MIN), INT64_MIN);
+      METERD_RETURN_IF_ERROR(
+          ListRange(db, ro, it.get(), start, "", after.has_value(), filter, limit, &page));
+      return page;
+    }
+    // The account's entries, one UTC day at a time, over the days the ledger and the filter
+    // share (the ledger's first and last timestamps bound an open-ended filter).
+    std::unique_ptr<rocksdb::Iterator> it(
+        db.db()->NewIterator(ro, db.family(ledger::kUsageByTime)));
+    int64_t first_ms = 0, last_ms = 0, seq = 0;
+    it->SeekToFirst();
+    if (!it->Valid()) {
+      METERD_RETURN_IF_ERROR(ledger::FromRocks(it->status(), "list usage"));
+      return page;
+    }
+    if (!ledger::ParseUsageByTimeKey(View(it->key()), &first_ms, &seq)) return Corrupt("usage key");
+    it->SeekToLast();
+    if (!it->Valid() || !ledger::ParseUsageByTimeKey(View(it->key()), &last_ms, &seq)) {
+      METERD_RETURN_IF_ERROR(ledger::FromRocks(it->status(), "list usage"));
+      return Corrupt("usage key");
+    }
+    const int64_t from_ms =
+        std::max(first_ms, after ? after->timestamp_ms : filter.from_ms.value_or(first_ms));
+    const int64_t last_day = FloorToDay(std::min(last_ms, filter.to_ms.value_or(INT64_MAX)));
+    it.reset(db.db()->NewIterator(ro, db.family(ledger::kUsageByAccount)));
+    for (int64_t day = FloorToDay(from_ms); day <= last_day && !page.more; day += kMillisPerDay) {
+      const std::string prefix = ledger::UsageByAccountPrefix(day, filter.customer_account);
+      std::string start = prefix;
+      bool skip_equal = false;
+      if (after && day == FloorToDay(after->timestamp_ms)) {
+        start = ledger::UsageByAccountKey(filter.customer_account, after->timestamp_ms, after->seq);
+        skip_equal = true;
+      } else if (day == FloorToDay(from_ms)) {
+        start = ledger::UsageByAccountKey(filter.customer_account, from_ms, INT64_MIN);
+      }
+      METERD_RETURN_IF_ERROR(
+          ListRange(db, ro, it.get(), start, prefix, skip_equal, filter, limit, &page));
+      if (filter.to_ms && day + kMillisPerDay > *filter.to_ms) break;
+    }
+    return page;
+  }
+
+  // Appends to `page` the rows of the index entries from `start` (after it when `skip_equal`)
+  // while their keys begin with `prefix`, up to `limit` rows (then page->more).
+  Status ListRange(const ledger::LedgerDb& db, const rocksdb::ReadOptions& ro,
+                   rocksdb::Iterator* it, const std::string& start, const std::string& prefix,
+                   bool skip_equal, const UsageFilter& filter, size_t limit, UsagePage* page) {
+    const bool by_account = !prefix.empty();
+    it->Seek(start);
+    if (skip_equal && it->Valid() && View(it->key()) == start) it->Next();
     std::string value;
     for (; it->Valid(); it->Next()) {
       const std::string_view key = View(it->key());
@@ -762,14 +826,13 @@ class EmbeddedUsageReader final : public UsageReader {
       const std::string_view row_bytes = value;
       if (!ledger::DecodeUsageRow(row_bytes, &rec.row)) return Corrupt("usage row");
       if (!filter.Matches(rec.row)) continue;
-      if (page.records.size() == limit) {
-        page.more = true;
+      if (page->records.size() == limit) {
+        page->more = true;
         break;
       }
-      page.records.push_back(std::move(rec));
+      page->records.push_back(std::move(rec));
     }
-    METERD_RETURN_IF_ERROR(ledger::FromRocks(it->status(), "list usage"));
-    return page;
+    return ledger::FromRocks(it->status(), "list usage");
   }
 
   const DurableView* view_;

@@ -9,7 +9,10 @@
 #include <filesystem>
 #include <mutex>
 #include <string>
+#include <utility>
+#include <vector>
 
+#include "common/time_util.h"
 #include "store/ledger_codec.h"
 #include "store/ledger_db.h"
 #include "store/store.h"
@@ -199,6 +202,15 @@ TEST_F(EmbeddedStoreTest, ALayout1LedgerIsUpgradedAndEveryDedupKeyHolds) {
       const std::string key = ledger::DedupKey(r.dedup_key);
       ASSERT_TRUE(batch.Delete((*db)->family(ledger::kDedup), key).ok());
       ASSERT_TRUE(batch.Put((*db)->family(ledger::kDedup), key.substr(8), old_value).ok());
+      std::string old_account_key;
+      ledger::PutKeyString(&old_account_key, r.customer_account);
+      ledger::PutOrderedInt(&old_account_key, r.timestamp_ms);
+      ledger::PutOrderedInt(&old_account_key, seq);
+      ASSERT_TRUE(batch
+                      .Delete((*db)->family(ledger::kUsageByAccount),
+                              ledger::UsageByAccountKey(r.customer_account, r.timestamp_ms, seq))
+                      .ok());
+      ASSERT_TRUE(batch.Put((*db)->family(ledger::kUsageByAccount), old_account_key, "").ok());
     }
     ASSERT_EQ(rows, kRows);
     ASSERT_TRUE(batch
@@ -224,6 +236,11 @@ TEST_F(EmbeddedStoreTest, ALayout1LedgerIsUpgradedAndEveryDedupKeyHolds) {
                 return Status::Ok();
               }).ok());
   EXPECT_EQ(*store()->CountUsageRows(), kRows + 1);
+  UsageFilter of_account;
+  of_account.customer_account = "222233334444";
+  auto listed = opened_.reader->ListUsage(of_account, std::nullopt, 1000);
+  ASSERT_TRUE(listed.ok()) << listed.status().ToString();
+  EXPECT_EQ(listed->records.size(), static_cast<size_t>(kRows + 1));
   opened_ = OpenedStore();
   auto db =
       ledger::LedgerDb::Open(ledger::LedgerPath(dir_.string()), ledger::OpenMode::kReadWrite, "");
@@ -245,6 +262,64 @@ TEST_F(EmbeddedStoreTest, ALayout1LedgerIsUpgradedAndEveryDedupKeyHolds) {
     EXPECT_EQ(it->value().size(), 8u);
   }
   EXPECT_EQ(entries, kRows + 1);
+  int account_entries = 0;
+  it.reset(
+      (*db)->db()->NewIterator(rocksdb::ReadOptions(), (*db)->family(ledger::kUsageByAccount)));
+  for (it->SeekToFirst(); it->Valid(); it->Next(), ++account_entries) {
+    std::string account;
+    int64_t ts = 0, seq = 0;
+    EXPECT_TRUE(ledger::ParseUsageByAccountKey(it->key().ToString(), &account, &ts, &seq));
+  }
+  EXPECT_EQ(account_entries, kRows + 1);
+}
+
+// A buyer's rows over several days (the account index is keyed by day first): every page of a
+// range walks them once, in (timestamp, seq) order, and other buyers' rows never show.
+TEST_F(EmbeddedStoreTest, AnAccountsRowsAcrossDaysPageInOrder) {
+  constexpr int kRows = 40;
+  auto spread = [](int i, const std::string& account) {
+    UsageRow r = Row(i, account);
+    r.timestamp_ms = kHour - 5 * kMillisPerDay + i * (3 * kMillisPerHour + 7);  // 5 days
+    r.usage_hour_ms = FloorToHour(r.timestamp_ms);
+    return r;
+  };
+  ASSERT_TRUE(SubmitAndWait(store(), [&](Transaction& txn) -> Status {
+                for (int i = kRows - 1; i >= 0; --i) {
+                  METERD_RETURN_IF_ERROR(
+                      txn.InsertUsageIfAbsent(spread(i, "222233334444")).status());
+                  METERD_RETURN_IF_ERROR(
+                      txn.InsertUsageIfAbsent(spread(1000 + i, "999988887777")).status());
+                }
+                return Status::Ok();
+              }).ok());
+  for (const auto& [from, to] :
+       std::vector<std::pair<std::optional<int64_t>, std::optional<int64_t>>>{
+           {std::nullopt, std::nullopt},
+           {spread(7, "").timestamp_ms, spread(33, "").timestamp_ms},
+           {0, INT64_MAX}}) {
+    UsageFilter filter;
+    filter.customer_account = "222233334444";
+    filter.from_ms = from;
+    filter.to_ms = to;
+    std::vector<int64_t> seen;
+    std::optional<LedgerPosition> after;
+    for (int pages = 0; pages < 100; ++pages) {
+      auto page = opened_.reader->ListUsage(filter, after, 3);
+      ASSERT_TRUE(page.ok()) << page.status().ToString();
+      for (const LedgerRecord& rec : page->records) {
+        EXPECT_EQ(rec.row.customer_account, "222233334444");
+        seen.push_back(rec.row.timestamp_ms);
+        after = rec.position;
+      }
+      if (!page->more) break;
+    }
+    std::vector<int64_t> expected;
+    for (int i = 0; i < kRows; ++i) {
+      const int64_t ts = spread(i, "").timestamp_ms;
+      if ((!from || ts >= *from) && (!to || ts < *to)) expected.push_back(ts);
+    }
+    EXPECT_EQ(seen, expected);
+  }
 }
 
 // The dedup family is in hour order: a key's entry starts with its hour.

@@ -2,6 +2,8 @@
 
 #include <openssl/sha.h>
 
+#include "common/time_util.h"
+
 namespace meterd::store::ledger {
 
 const std::vector<std::string>& FamilyNames() {
@@ -178,14 +180,15 @@ bool DecodeUsageRow(std::string_view value, UsageRow* row) {
          r.Fixed(&row->received_ms) && r.done();
 }
 
-std::string UsageByAccountPrefix(std::string_view account) {
+std::string UsageByAccountPrefix(int64_t day_ms, std::string_view account) {
   std::string key;
+  PutOrderedInt(&key, day_ms);
   PutKeyString(&key, account);
   return key;
 }
 
 std::string UsageByAccountKey(std::string_view account, int64_t timestamp_ms, int64_t seq) {
-  std::string key = UsageByAccountPrefix(account);
+  std::string key = UsageByAccountPrefix(FloorToDay(timestamp_ms), account);
   PutOrderedInt(&key, timestamp_ms);
   PutOrderedInt(&key, seq);
   return key;
@@ -193,6 +196,14 @@ std::string UsageByAccountKey(std::string_view account, int64_t timestamp_ms, in
 
 bool ParseUsageByAccountKey(std::string_view key, std::string* account, int64_t* timestamp_ms,
                             int64_t* seq) {
+  Reader r(key);
+  int64_t day_ms = 0;
+  return r.OrderedInt(&day_ms) && r.KeyString(account) && r.OrderedInt(timestamp_ms) &&
+         r.OrderedInt(seq) && r.done() && day_ms == FloorToDay(*timestamp_ms);
+}
+
+bool ParseLayout1UsageByAccountKey(std::string_view key, std::string* account,
+                                   int64_t* timestamp_ms, int64_t* seq) {
   Reader r(key);
   return r.KeyString(account) && r.OrderedInt(timestamp_ms) && r.OrderedInt(seq) && r.done();
 }

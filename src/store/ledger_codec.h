@@ -51,7 +51,8 @@ inline constexpr std::string_view kMetaRows = "usage_rows";   // fixed64: ledger
 // Where this layout came from when it was migrated from the SQLite layout (text, for people).
 inline constexpr std::string_view kMetaMigratedFrom = "migrated_from";
 // 1: the first RocksDB layout. 2: a dedup entry is keyed by (hour, digest) and holds only the seq
-// of its row (an open of a layout 1 store rewrites the dedup family once).
+// of its row, and the account index is keyed by day first (an open of a layout 1 store rewrites
+// both families once).
 inline constexpr int64_t kLayoutVersion = 2;
 
 // --- primitive encoders ---------------------------------------------------------------------
@@ -82,11 +83,19 @@ std::string EncodeUsageRow(const UsageRow& row);
 bool DecodeUsageRow(std::string_view value, UsageRow* row);
 std::string UsageByTimeKey(int64_t timestamp_ms, int64_t seq);
 bool ParseUsageByTimeKey(std::string_view key, int64_t* timestamp_ms, int64_t* seq);
+// The buyer account index: (UTC day of the timestamp, account, timestamp, seq). The day first
+// keeps the family in time order, so that compactions rewrite the last days and move older
+// files down untouched (an account-first key put every new entry anywhere in the whole
+// history); a reader of one account seeks once per day of its range.
 std::string UsageByAccountKey(std::string_view account, int64_t timestamp_ms, int64_t seq);
-// The prefix every key of `account` starts with (its ledger rows in (timestamp, seq) order).
-std::string UsageByAccountPrefix(std::string_view account);
+// The prefix every key of `account` on the UTC day starting at `day_ms` starts with (its ledger
+// rows of that day in (timestamp, seq) order).
+std::string UsageByAccountPrefix(int64_t day_ms, std::string_view account);
 bool ParseUsageByAccountKey(std::string_view key, std::string* account, int64_t* timestamp_ms,
                             int64_t* seq);
+// Layout 1's key: (account, timestamp, seq). Read only by the upgrade to layout 2.
+bool ParseLayout1UsageByAccountKey(std::string_view key, std::string* account,
+                                   int64_t* timestamp_ms, int64_t* seq);
 
 // The dedup family's key of a dedup key: its hour (DedupKeyHour, big-endian) and the first 16
 // bytes of its SHA-256. The hour first keeps the family in time order: new records' keys fall in

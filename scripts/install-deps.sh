@@ -6,6 +6,7 @@ set -euo pipefail
 packages=(
   build-essential cmake ninja-build pkg-config
   libboost1.74-dev libssl-dev libsqlite3-dev libcli11-dev libpq-dev librocksdb-dev
+  libjemalloc-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   clang clang-format clang-tidy libclang-rt-14-dev
   sqlite3 postgresql python3 awscli wrk

@@ -59,6 +59,12 @@ struct SharedResources {
   std::shared_ptr<rocksdb::MergeOperator> rollup_sum = std::make_shared<RollupSum>();
 };
 
+// The families a BatchMeterUsage writes across every hour it reports (a day back), not in order.
+bool WrittenAcrossRecentHours(Family family) {
+  return family == kUsageByTime || family == kUsageByAccount || family == kDedup ||
+         family == kRollups;
+}
+
 rocksdb::ColumnFamilyOptions FamilyOptions(const SharedResources& shared, Family family) {
   rocksdb::ColumnFamilyOptions cf;
   rocksdb::BlockBasedTableOptions table;
@@ -89,7 +95,6 @@ rocksdb::ColumnFamilyOptions FamilyOptions(const SharedResources& shared, Family
   cf.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
   cf.write_buffer_size = kWriteBufferBytes;
   cf.max_write_buffer_number = 3;
-  cf.level_compaction_dynamic_level_bytes = true;
   // One compression on every level: RocksDB moves a file down a level without rewriting it (a
   // trivial move: the ledger's append-only families, whose files never overlap) only when both
   // levels compress alike. None, because two cores are CPU-bound long before the disk is
@@ -104,8 +109,7 @@ rocksdb::ColumnFamilyOptions FamilyOptions(const SharedResources& shared, Family
     cf.level0_slowdown_writes_trigger = 96;
     cf.level0_stop_writes_trigger = 160;
   }
-  if (family == kUsageByTime || family == kUsageByAccount || family == kDedup ||
-      family == kRollups) {
+  if (WrittenAcrossRecentHours(family)) {
     // Keyed by time first, but a batch writes across every hour it reports (a day back): each
     // flush overlaps all of the recent window, and leveled compaction rewrote that whole window
     // of the base level at every L0 -> L1 merge, a cost that grew with the records of the last
@@ -114,14 +118,16 @@ rocksdb::ColumnFamilyOptions FamilyOptions(const SharedResources& shared, Family
     // about log2 of the runs it passes through, and a look-up probes one filter per run (about 8
     // at most before a merge). The oldest run, the bulk of the history, is rewritten only when
     // the newer runs reach twice its size: a constant number of rewrites per entry, amortized.
-    // Measured in docs/STORAGE.md "Universal compaction".
+    // Measured in docs/STORAGE.md "Universal compaction and the allocator". A store written
+    // with leveled compaction opens as it is: each non-empty level is taken as one sorted run.
     cf.compaction_style = rocksdb::kCompactionStyleUniversal;
-    cf.level_compaction_dynamic_level_bytes = false;
     cf.compaction_options_universal.size_ratio = 1;
     cf.compaction_options_universal.max_size_amplification_percent = 200;
     cf.level0_file_num_compaction_trigger = 8;
     cf.level0_slowdown_writes_trigger = 40;
     cf.level0_stop_writes_trigger = 60;
+  } else {
+    cf.level_compaction_dynamic_level_bytes = true;
   }
   return cf;
 }
